@@ -1,0 +1,13 @@
+import type { ControlPlane } from '../control/control-plane.ts';
+import type { Clock } from '../core/clock.ts';
+import type { CellRuntimes } from '../runtime/cell-runtimes.ts';
+import type { ProjectRateLimiter } from './auth.ts';
+
+/** What the HTTP edge needs, passed in by the composition root. */
+export interface ApiDeps {
+  control: ControlPlane;
+  cells: CellRuntimes;
+  limiter: ProjectRateLimiter;
+  clock: Clock;
+  version: string;
+}

@@ -1,0 +1,67 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { randomBase62 } from '../core/ids.ts';
+import type { ApiDeps } from './api-deps.ts';
+import { installErrorHandling } from './error-handler.ts';
+import { registerHealthRoutes } from './routes/health-routes.ts';
+import { registerInstallationRoutes } from './routes/installation-routes.ts';
+import { registerProfileRoutes } from './routes/profile-routes.ts';
+import { registerSegmentRoutes } from './routes/segment-routes.ts';
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface ServerOptions {
+  logger: FastifyBaseLogger;
+}
+
+/**
+ * The HTTP edge: authentication, validation, the durable append, reads. Route schemas document
+ * the API (OpenAPI at /openapi.json, docs at /docs); bodies are checked by the ingest validators
+ * built on those same schemas, so every problem is reported at once with its item index and path.
+ */
+export async function buildServer(deps: ApiDeps, options: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => `req_${randomBase62(16)}`,
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { strict: false } },
+  });
+  // Bodies and parameters are validated by Herald's own validators (one error format, all problems at once).
+  app.setValidatorCompiler(() => () => true);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  installErrorHandling(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Herald API',
+        version: deps.version,
+        description:
+          'Herald ingests profiles, installations and events, durably (a 2xx means it is on disk), and reaches users on every channel.',
+      },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'A project key: sk_… (secret) or pk_… (public).' },
+          basicAuth: { type: 'http', scheme: 'basic', description: 'Segment-style: the secret key as the user name.' },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  registerHealthRoutes(app, deps);
+  registerProfileRoutes(app, deps);
+  registerInstallationRoutes(app, deps);
+  registerSegmentRoutes(app, deps);
+
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  return app;
+}

@@ -1,0 +1,26 @@
+import { Command } from 'commander';
+import { HERALD_VERSION } from '../version.ts';
+import { registerCellCommands } from './commands/cell-commands.ts';
+import { registerKeyCommands } from './commands/key-commands.ts';
+import { registerMigrateCommand } from './commands/migrate-command.ts';
+import { registerProjectCommands } from './commands/project-commands.ts';
+import { registerQuarantineCommands } from './commands/quarantine-commands.ts';
+import { registerStartCommand } from './commands/start-command.ts';
+
+/** The `herald` command: thin — parse arguments, call the same services the API uses. */
+export function buildProgram(): Command {
+  const program = new Command('herald')
+    .description('Herald: a self-hosted customer engagement platform that keeps what it acknowledged.')
+    .version(HERALD_VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(text) });
+  registerStartCommand(program);
+  registerProjectCommands(program);
+  registerKeyCommands(program);
+  registerCellCommands(program);
+  registerMigrateCommand(program);
+  registerQuarantineCommands(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

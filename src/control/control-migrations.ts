@@ -1,0 +1,41 @@
+import type { Migration } from '../storage/migrations.ts';
+
+/**
+ * The control plane's schema. It is small and portable, so one list serves SQLite and PostgreSQL.
+ * Secrets are never stored: API keys only as SHA-256 hashes (they are 240-bit random strings, so
+ * a fast hash is enough) plus a short display prefix.
+ */
+export const CONTROL_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'cells, projects, keys',
+    sql: `
+      CREATE TABLE cells (
+        id TEXT PRIMARY KEY,
+        store_url TEXT NOT NULL,
+        log_url TEXT NOT NULL,
+        protected INTEGER NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL);
+      CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        cell_id TEXT NOT NULL REFERENCES cells (id),
+        rate_limit_per_second INTEGER,
+        created_at BIGINT NOT NULL,
+        deleted_at BIGINT);
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL REFERENCES projects (id),
+        kind TEXT NOT NULL CHECK (kind IN ('secret', 'public')),
+        key_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        name TEXT,
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT);
+      CREATE INDEX api_keys_project ON api_keys (project_id);
+      -- Bumped by every change, so every process can tell cheaply that its cache is stale.
+      CREATE TABLE control_version (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL);
+      INSERT INTO control_version (id, version) VALUES (1, 0);
+    `,
+  },
+];

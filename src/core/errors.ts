@@ -1,0 +1,77 @@
+/**
+ * One catalogue of error codes. Each code has a stable name and a default sentence; the HTTP status
+ * for each code is decided in one place, `api/error-status.ts`.
+ */
+export const ERROR_CODES = {
+  VALIDATION_FAILED: 'The request is invalid; see details for each problem.',
+  MALFORMED_JSON: 'The request body is not valid JSON.',
+  UNSUPPORTED_MEDIA_TYPE: 'The request body must be JSON (Content-Type: application/json).',
+  PAYLOAD_TOO_LARGE: 'The request body is larger than the 1 MiB limit.',
+  BATCH_TOO_LARGE: 'A request may carry at most 1,000 items.',
+  UNAUTHORIZED: 'A valid API key is required (Authorization: Bearer <key>).',
+  FORBIDDEN: 'This key is not allowed to call this endpoint.',
+  NOT_FOUND: 'No such resource.',
+  PROFILE_NOT_FOUND: 'No profile has this custom_id.',
+  IDEMPOTENCY_CONFLICT: 'This Idempotency-Key was already used with a different request.',
+  RATE_LIMITED: 'Too many requests for this project; retry after the time given in Retry-After.',
+  LOG_UNAVAILABLE: 'The ingest log is unavailable; nothing was accepted. Retry after the time given in Retry-After.',
+  LOG_FULL: 'The ingest log is full; nothing was accepted. Retry after the time given in Retry-After.',
+  STORE_UNAVAILABLE: 'The store of this project is unavailable; retry after the time given in Retry-After.',
+  SHUTTING_DOWN: 'Herald is shutting down; retry shortly.',
+  INTERNAL: 'An internal error occurred.',
+  // Control plane and CLI
+  PROJECT_NOT_FOUND: 'No such project.',
+  PROJECT_EXISTS: 'A project with this name already exists.',
+  CELL_NOT_FOUND: 'No such cell.',
+  KEY_NOT_FOUND: 'No such API key.',
+  QUARANTINE_ITEM_NOT_FOUND: 'No such quarantined record.',
+  INVALID_ARGUMENT: 'An argument is invalid.',
+  CONFIG_INVALID: 'The configuration is invalid.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** One problem in a request: for batches, the item index and the JSON pointer of the bad field. */
+export interface ErrorDetail {
+  index?: number;
+  path: string;
+  code: string;
+  message: string;
+}
+
+export interface HeraldErrorOptions {
+  message?: string;
+  details?: ErrorDetail[];
+  retryAfterSeconds?: number;
+  cause?: unknown;
+}
+
+/** An expected, user-facing failure. Anything else that is thrown is a bug or an outage. */
+export class HeraldError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetail[] | undefined;
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ErrorCode, options: HeraldErrorOptions = {}) {
+    super(options.message ?? ERROR_CODES[code], options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'HeraldError';
+    this.code = code;
+    this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+export function isHeraldError(value: unknown): value is HeraldError {
+  return value instanceof HeraldError;
+}
+
+/** Turns anything thrown into an Error, so handlers never deal with `unknown`. */
+export function coerceError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  if (typeof value === 'string') return new Error(value);
+  try {
+    return new Error(JSON.stringify(value));
+  } catch {
+    return new Error(String(value));
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The ingest log port (I1, I2): an append-only, durable, ordered log per cell, separate from the
+ * cell's store. Every API write lands here before it is acknowledged; the applier reads it in
+ * order. Sequence numbers are dense per log and are visible in commit order, so a reader that has
+ * seen `seq` never later finds a smaller one appear.
+ */
+export interface LogEntry {
+  seq: number;
+  appendedAt: number;
+  payload: string;
+}
+
+/** An Idempotency-Key claimed atomically with the append it guards. */
+export interface IdempotencyClaim {
+  projectId: string;
+  key: string;
+  /** Hash of the request (method, path, body): the same key with another hash is a conflict. */
+  requestHash: string;
+  /** What the API needs to answer a repeat with the first response. */
+  meta: string;
+}
+
+export interface AppendRequest {
+  payloads: string[];
+  idempotency?: IdempotencyClaim | undefined;
+}
+
+export type AppendOutcome =
+  | { kind: 'appended'; firstSeq: number; lastSeq: number }
+  | { kind: 'replayed'; lastSeq: number; meta: string }
+  | { kind: 'conflict' };
+
+export interface LogCapabilities {
+  /** Calls block the calling thread (better-sqlite3); the runtime moves appends off the event loop. */
+  readonly blocking: boolean;
+}
+
+export interface LogStats {
+  headSeq: number;
+  oldestSeq: number | null;
+  entries: number;
+}
+
+export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+
+export interface LogAppender {
+  /** Appends every request in ONE durable transaction (group commit); answers only once it is on disk. */
+  append(requests: readonly AppendRequest[], nowMs: number): Promise<AppendOutcome[]>;
+}
+
+export interface IngestLog extends LogAppender {
+  readonly capabilities: LogCapabilities;
+  /** A random id fixed when the log was created; the store keys its applied offset by it. */
+  logId(): Promise<string>;
+  /** Entries with seq > afterSeq, in order. */
+  read(afterSeq: number, limit: number): Promise<LogEntry[]>;
+  headSeq(): Promise<number>;
+  stats(): Promise<LogStats>;
+  /**
+   * Removes entries that are both applied (seq <= appliedSeq) and older than cutoffMs, at most
+   * maxRows per call, and expired idempotency keys. Never removes an unapplied entry.
+   */
+  prune(options: { appliedSeq: number; cutoffMs: number; maxRows: number; nowMs: number }): Promise<number>;
+  ping(): Promise<void>;
+  isUnavailableError(error: unknown): boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,100 @@
+import type { AttributePatch, Platform, WebPushSubscription } from '../profiles/profile-model.ts';
+
+/**
+ * What the ingest log holds: one record per profile or installation write, as JSON text. The
+ * names are spelled out so that a quarantined payload reads plainly. A shipped record kind never
+ * changes shape; a new shape gets a new kind, so that replaying an old log always works.
+ */
+export interface EventRecord {
+  name: string;
+  time_ms: number;
+  id?: string;
+  attributes?: Record<string, unknown>;
+}
+
+export interface ProfileUpdateRecord {
+  kind: 'profile.update';
+  project_id: string;
+  custom_id: string;
+  attributes?: AttributePatch;
+  events?: EventRecord[];
+  received_at: number;
+}
+
+export interface InstallationRecord {
+  kind: 'installation.upsert';
+  project_id: string;
+  install_id: string;
+  custom_id?: string;
+  platform: Platform;
+  push_token?: string | null;
+  web_push?: WebPushSubscription | null;
+  push_enabled?: boolean;
+  app_version?: string | null;
+  received_at: number;
+}
+
+export interface ProfileDeleteRecord {
+  kind: 'profile.delete';
+  project_id: string;
+  custom_id: string;
+  received_at: number;
+}
+
+export type IngestRecord = ProfileUpdateRecord | InstallationRecord | ProfileDeleteRecord;
+
+export class RecordDecodeError extends Error {
+  override name = 'RecordDecodeError';
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Parses one log payload; a payload that cannot be understood throws RecordDecodeError. */
+export function decodeRecord(payload: string): IngestRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch {
+    throw new RecordDecodeError('payload is not valid JSON');
+  }
+  if (!isObject(value)) throw new RecordDecodeError('payload is not an object');
+  const { kind, project_id: projectId, received_at: receivedAt } = value;
+  if (typeof projectId !== 'string' || typeof receivedAt !== 'number') {
+    throw new RecordDecodeError('payload lacks project_id or received_at');
+  }
+  switch (kind) {
+    case 'profile.update':
+    case 'profile.delete':
+      if (typeof value.custom_id !== 'string') throw new RecordDecodeError(`${kind} lacks custom_id`);
+      if (kind === 'profile.update') checkProfileUpdate(value);
+      return value as unknown as IngestRecord;
+    case 'installation.upsert':
+      if (typeof value.install_id !== 'string' || typeof value.platform !== 'string') {
+        throw new RecordDecodeError('installation.upsert lacks install_id or platform');
+      }
+      return value as unknown as InstallationRecord;
+    default:
+      throw new RecordDecodeError(`unknown record kind ${JSON.stringify(kind)}`);
+  }
+}
+
+function checkProfileUpdate(value: Record<string, unknown>): void {
+  const { attributes, events } = value;
+  if (attributes !== undefined && !(isObject(attributes) && isObject(attributes.natives) && isObject(attributes.custom))) {
+    throw new RecordDecodeError('profile.update has malformed attributes');
+  }
+  if (events !== undefined) {
+    if (!Array.isArray(events)) throw new RecordDecodeError('profile.update has malformed events');
+    for (const e of events) {
+      if (!isObject(e) || typeof e.name !== 'string' || typeof e.time_ms !== 'number') {
+        throw new RecordDecodeError('profile.update has a malformed event');
+      }
+    }
+  }
+}
+
+export function encodeRecord(record: IngestRecord): string {
+  return JSON.stringify(record);
+}

@@ -1,0 +1,218 @@
+import type { AttributePatch, AttributePatchValue, AttributeType, NativeField } from './profile-model.ts';
+import { MAX_ARRAY_ITEMS } from './profile-model.ts';
+import { NATIVE_BY_NAME } from './native-attributes.ts';
+
+export const MAX_ATTRIBUTES = 100;
+export const MAX_STRING_LENGTH = 2048;
+export const MAX_EVENT_ATTRIBUTE_DEPTH = 5;
+export const ATTRIBUTE_NAME = /^[a-z0-9_]{1,64}$/;
+
+/** A problem found in a request, at a JSON pointer relative to the item. */
+export interface Problem {
+  path: string;
+  code: string;
+  message: string;
+}
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
+const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+const HTTP_URL = /^https?:\/\/[^\s]+$/;
+
+/** JSON pointer escaping (RFC 6901). */
+export function pointer(base: string, key: string | number): string {
+  return `${base}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+}
+
+/** The type targeting sees for a stored value: ISO dates and http(s) URLs are typed strings. */
+export function inferAttributeType(value: string | number | boolean | string[]): AttributeType {
+  if (Array.isArray(value)) return 'array';
+  if (typeof value === 'number') return 'number';
+  if (typeof value === 'boolean') return 'boolean';
+  if (ISO_DATE.test(value) || ISO_DATETIME.test(value)) return 'date';
+  if (HTTP_URL.test(value)) return 'url';
+  return 'string';
+}
+
+/** Full date-times are stored in UTC (`…Z`) so that they compare correctly as text; dates stay dates. */
+function normaliseString(value: string): string | null {
+  if (ISO_DATETIME.test(value)) {
+    const ms = Date.parse(value);
+    return Number.isNaN(ms) ? null : new Date(ms).toISOString();
+  }
+  if (ISO_DATE.test(value) && Number.isNaN(Date.parse(value))) return null;
+  return value;
+}
+
+function checkString(value: string, path: string, problems: Problem[]): string | undefined {
+  if (value.length > MAX_STRING_LENGTH) {
+    problems.push({ path, code: 'STRING_TOO_LONG', message: `must be at most ${MAX_STRING_LENGTH} characters` });
+    return undefined;
+  }
+  const normal = normaliseString(value);
+  if (normal === null) {
+    problems.push({ path, code: 'INVALID_DATE', message: 'looks like an ISO 8601 date but is not a real date' });
+    return undefined;
+  }
+  return normal;
+}
+
+function checkStringArray(value: unknown[], path: string, problems: Problem[]): string[] | undefined {
+  if (value.length > MAX_ARRAY_ITEMS) {
+    problems.push({ path, code: 'ARRAY_TOO_LONG', message: `must have at most ${MAX_ARRAY_ITEMS} items` });
+    return undefined;
+  }
+  const before = problems.length;
+  value.forEach((item, i) => {
+    if (typeof item !== 'string') {
+      problems.push({ path: pointer(path, i), code: 'INVALID_ATTRIBUTE_TYPE', message: 'array items must be strings' });
+    } else if (item.length > MAX_STRING_LENGTH) {
+      problems.push({
+        path: pointer(path, i),
+        code: 'STRING_TOO_LONG',
+        message: `must be at most ${MAX_STRING_LENGTH} characters`,
+      });
+    }
+  });
+  return problems.length === before ? (value as string[]) : undefined;
+}
+
+function checkCustomValue(value: unknown, path: string, problems: Problem[]): AttributePatchValue | undefined {
+  if (value === null) return null;
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string') return checkString(value, path, problems);
+  if (Array.isArray(value)) return checkStringArray(value, path, problems);
+  if (typeof value === 'object') {
+    const op = value as Record<string, unknown>;
+    const keys = Object.keys(op);
+    if (keys.length === 0 || keys.some((k) => k !== '$add' && k !== '$remove')) {
+      problems.push({
+        path,
+        code: 'INVALID_ATTRIBUTE_TYPE',
+        message: 'an object value must be an array operation: {"$add": [...]} and/or {"$remove": [...]}',
+      });
+      return undefined;
+    }
+    const out: { $add?: string[]; $remove?: string[] } = {};
+    for (const key of keys as ('$add' | '$remove')[]) {
+      const items = op[key];
+      if (!Array.isArray(items)) {
+        problems.push({ path: pointer(path, key), code: 'INVALID_ATTRIBUTE_TYPE', message: 'must be an array of strings' });
+        continue;
+      }
+      const checked = checkStringArray(items, pointer(path, key), problems);
+      if (checked) out[key] = checked;
+    }
+    return out;
+  }
+  problems.push({ path, code: 'INVALID_ATTRIBUTE_TYPE', message: 'unsupported value type' });
+  return undefined;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Validates a profile's `attributes` object and returns the normalised patch. Every problem is
+ * reported with its path (relative to `basePath`); the patch is only meaningful when none were.
+ */
+export function validateAttributes(value: unknown, basePath: string, problems: Problem[]): AttributePatch {
+  const patch: AttributePatch = { natives: {}, custom: {} };
+  if (!isPlainObject(value)) {
+    problems.push({ path: basePath, code: 'INVALID_TYPE', message: 'must be an object' });
+    return patch;
+  }
+  const names = Object.keys(value);
+  if (names.length > MAX_ATTRIBUTES) {
+    problems.push({
+      path: basePath,
+      code: 'TOO_MANY_ATTRIBUTES',
+      message: `must have at most ${MAX_ATTRIBUTES} attributes, got ${names.length}`,
+    });
+  }
+  for (const name of names) {
+    const path = pointer(basePath, name);
+    const raw = value[name];
+    if (name.startsWith('$')) {
+      const native = NATIVE_BY_NAME.get(name);
+      if (!native) {
+        problems.push({
+          path,
+          code: 'UNKNOWN_NATIVE_ATTRIBUTE',
+          message: `"${name}" is not a native attribute; native attributes are ${[...NATIVE_BY_NAME.keys()].join(', ')}`,
+        });
+      } else if (raw === null) {
+        (patch.natives as Record<NativeField, string | null>)[native.field] = null;
+      } else if (typeof raw !== 'string') {
+        problems.push({ path, code: 'INVALID_ATTRIBUTE_TYPE', message: 'must be a string or null' });
+      } else {
+        const checked = native.check(raw);
+        if (checked.ok) (patch.natives as Record<NativeField, string | null>)[native.field] = checked.value;
+        else problems.push({ path, code: checked.code, message: checked.message });
+      }
+      continue;
+    }
+    if (!ATTRIBUTE_NAME.test(name)) {
+      problems.push({
+        path,
+        code: 'INVALID_ATTRIBUTE_NAME',
+        message: 'attribute names are 1 to 64 characters of a-z, 0-9 and _',
+      });
+      continue;
+    }
+    const checked = checkCustomValue(raw, path, problems);
+    if (checked !== undefined) patch.custom[name] = checked;
+  }
+  return patch;
+}
+
+/**
+ * Event attributes are free-form JSON (objects and arrays of any values), bounded in names, size
+ * and depth, so an event property like `products: [{...}]` survives as sent.
+ */
+export function validateEventAttributes(value: unknown, basePath: string, problems: Problem[]): void {
+  if (!isPlainObject(value)) {
+    problems.push({ path: basePath, code: 'INVALID_TYPE', message: 'must be an object' });
+    return;
+  }
+  checkJson(value, basePath, 1, problems);
+}
+
+function checkJson(value: unknown, path: string, depth: number, problems: Problem[]): void {
+  if (typeof value === 'string') {
+    if (value.length > MAX_STRING_LENGTH) {
+      problems.push({ path, code: 'STRING_TOO_LONG', message: `must be at most ${MAX_STRING_LENGTH} characters` });
+    }
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  if (depth > MAX_EVENT_ATTRIBUTE_DEPTH) {
+    problems.push({ path, code: 'TOO_DEEP', message: `must nest at most ${MAX_EVENT_ATTRIBUTE_DEPTH} levels` });
+    return;
+  }
+  if (Array.isArray(value)) {
+    if (value.length > MAX_ARRAY_ITEMS) {
+      problems.push({ path, code: 'ARRAY_TOO_LONG', message: `must have at most ${MAX_ARRAY_ITEMS} items` });
+      return;
+    }
+    value.forEach((item, i) => checkJson(item, pointer(path, i), depth + 1, problems));
+    return;
+  }
+  const entries = Object.entries(value);
+  if (entries.length > MAX_ATTRIBUTES) {
+    problems.push({ path, code: 'TOO_MANY_ATTRIBUTES', message: `must have at most ${MAX_ATTRIBUTES} properties` });
+    return;
+  }
+  for (const [name, item] of entries) {
+    if (!ATTRIBUTE_NAME.test(name)) {
+      problems.push({
+        path: pointer(path, name),
+        code: 'INVALID_ATTRIBUTE_NAME',
+        message: 'property names are 1 to 64 characters of a-z, 0-9 and _',
+      });
+      continue;
+    }
+    checkJson(item, pointer(path, name), depth + 1, problems);
+  }
+}

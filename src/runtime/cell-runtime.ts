@@ -1,0 +1,237 @@
+import type { Worker } from 'node:worker_threads';
+import type { HeraldConfig } from '../config/config.ts';
+import type { CellRecord } from '../control/control-store.ts';
+import type { Clock } from '../core/clock.ts';
+import { coerceError, HeraldError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { GroupCommitter } from '../ingest/group-commit.ts';
+import type { AppendOutcome, AppendRequest, IngestLog, LogAppender } from '../ingest/ingest-log.ts';
+import type { CellStore } from '../storage/cell-store.ts';
+import { openLog, openStore } from '../storage/backends.ts';
+import type { ApplierStatus } from './applier-loop.ts';
+import { startThread } from './threads.ts';
+import { ThreadedLogAppender } from './threaded-log-appender.ts';
+
+export interface CellStatus {
+  cellId: string;
+  log: { ok: boolean; headSeq: number; lastError: string | null };
+  store: { ok: boolean; appliedSeq: number; state: ApplierStatus['state']; lastError: string | null };
+  lag: number;
+}
+
+interface Deps {
+  config: HeraldConfig;
+  clock: Clock;
+  logger: Logger;
+}
+
+const RETRY_AFTER_SECONDS = 2;
+
+/**
+ * Everything one process runs for one cell: the log appender behind a group committer (on a
+ * thread when the log blocks), the applier on its own thread, and a store connection for reads.
+ * Appends never depend on the store (I2), and nothing here waits on another cell (I3).
+ */
+export class CellRuntime {
+  readonly cell: CellRecord;
+  readonly #deps: Deps;
+  #appender: (LogAppender & { close(): Promise<void>; headSeq(): Promise<number> }) | undefined;
+  #committer: GroupCommitter | undefined;
+  #applier: Worker | undefined;
+  #readStore: Promise<CellStore> | undefined;
+  #headSeq = 0;
+  #logError: string | null = null;
+  #applierStatus: ApplierStatus;
+  readonly #waiters = new Set<{ seq: number; resolve: (ok: boolean) => void }>();
+  #stopping = false;
+
+  constructor(cell: CellRecord, deps: Deps) {
+    this.cell = cell;
+    this.#deps = deps;
+    this.#applierStatus = { state: 'starting', appliedSeq: 0, lastError: null, lastAppliedAt: null, heartbeatAt: 0 };
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this.#deps;
+    const ctx = { dataDir: config.dataDir, create: true };
+    const probe: IngestLog = await openLog(this.cell.logUrl, ctx);
+    try {
+      this.#headSeq = await probe.headSeq();
+    } finally {
+      if (probe.capabilities.blocking) await probe.close();
+    }
+    if (probe.capabilities.blocking) {
+      this.#appender = new ThreadedLogAppender(
+        { logUrl: this.cell.logUrl, dataDir: config.dataDir },
+        `herald-log-${this.cell.id}`,
+        logger,
+      );
+    } else {
+      this.#appender = probe;
+    }
+    this.#committer = new GroupCommitter(this.#appender, this.#deps.clock);
+    this.#startApplier();
+  }
+
+  #startApplier(): void {
+    const { config, logger } = this.#deps;
+    const worker = startThread(
+      './applier-thread.ts',
+      {
+        cellId: this.cell.id,
+        storeUrl: this.cell.storeUrl,
+        logUrl: this.cell.logUrl,
+        dataDir: config.dataDir,
+        maxAttempts: config.applierMaxAttempts,
+        batchSize: config.applierBatchSize,
+        retentionMs: config.logRetentionMs,
+        logLevel: config.logLevel,
+      },
+      `herald-applier-${this.cell.id}`,
+    );
+    worker.on('message', (message: { type: 'status'; status: ApplierStatus }) => {
+      if (message.type === 'status') this.#onApplierStatus(message.status);
+    });
+    worker.on('error', (error) => logger.error({ cell: this.cell.id, err: error.message }, 'applier thread failed'));
+    worker.on('exit', () => {
+      this.#applier = undefined;
+      if (this.#stopping) return;
+      logger.error({ cell: this.cell.id }, 'applier thread exited; restarting in 1 s');
+      setTimeout(() => {
+        if (!this.#stopping) this.#startApplier();
+      }, 1000).unref();
+    });
+    this.#applier = worker;
+  }
+
+  #onApplierStatus(status: ApplierStatus): void {
+    this.#applierStatus = status;
+    for (const waiter of this.#waiters) {
+      if (status.appliedSeq >= waiter.seq) {
+        this.#waiters.delete(waiter);
+        waiter.resolve(true);
+      }
+    }
+  }
+
+  get headSeq(): number {
+    return this.#headSeq;
+  }
+
+  get appliedSeq(): number {
+    return this.#applierStatus.appliedSeq;
+  }
+
+  /**
+   * Appends durably or throws: 503 LOG_FULL past the backlog limit, 503 LOG_UNAVAILABLE when the
+   * log fails or does not answer in time. Never resolves before the append is on disk (I1).
+   */
+  async append(request: AppendRequest): Promise<AppendOutcome> {
+    const committer = this.#committer;
+    if (!committer || this.#stopping) throw new HeraldError('SHUTTING_DOWN', { retryAfterSeconds: RETRY_AFTER_SECONDS });
+    if (this.#headSeq - this.appliedSeq > this.#deps.config.logMaxPendingRecords) {
+      throw new HeraldError('LOG_FULL', { retryAfterSeconds: 5 });
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new HeraldError('LOG_UNAVAILABLE', { retryAfterSeconds: RETRY_AFTER_SECONDS })),
+        this.#deps.config.appendTimeoutMs,
+      );
+    });
+    try {
+      const outcome = await Promise.race([committer.append(request), timeout]);
+      this.#logError = null;
+      if (outcome.kind === 'appended') {
+        this.#headSeq = Math.max(this.#headSeq, outcome.lastSeq);
+        this.#applier?.postMessage({ type: 'wake' });
+      }
+      return outcome;
+    } catch (error) {
+      if (error instanceof HeraldError) throw error;
+      const e = coerceError(error);
+      this.#logError = e.message;
+      this.#deps.logger.error({ cell: this.cell.id, err: e.message }, 'ingest log append failed');
+      throw new HeraldError('LOG_UNAVAILABLE', { retryAfterSeconds: RETRY_AFTER_SECONDS, cause: e });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Resolves true once `seq` is applied to the store, false after `timeoutMs`. */
+  waitForApplied(seq: number, timeoutMs: number): Promise<boolean> {
+    if (this.appliedSeq >= seq) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = {
+        seq,
+        resolve: (ok: boolean) => {
+          clearTimeout(timer);
+          resolve(ok);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(waiter);
+        resolve(false);
+      }, timeoutMs);
+      this.#waiters.add(waiter);
+    });
+  }
+
+  /** The store for reads; throws STORE_UNAVAILABLE (503) while it cannot be opened or answer. */
+  async store(): Promise<CellStore> {
+    if (this.#applierStatus.state === 'store_unavailable') {
+      throw new HeraldError('STORE_UNAVAILABLE', { retryAfterSeconds: RETRY_AFTER_SECONDS });
+    }
+    this.#readStore ??= openStore(this.cell.storeUrl, { dataDir: this.#deps.config.dataDir, create: true });
+    try {
+      return await this.#readStore;
+    } catch (error) {
+      this.#readStore = undefined;
+      throw new HeraldError('STORE_UNAVAILABLE', { retryAfterSeconds: RETRY_AFTER_SECONDS, cause: error });
+    }
+  }
+
+  /** Runs a read; an outage becomes 503 STORE_UNAVAILABLE and the connection is reopened next time. */
+  async read<T>(fn: (store: CellStore) => Promise<T>): Promise<T> {
+    const store = await this.store();
+    try {
+      return await fn(store);
+    } catch (error) {
+      if (store.isUnavailableError(error)) {
+        this.#readStore = undefined;
+        void store.close().catch(() => undefined);
+        throw new HeraldError('STORE_UNAVAILABLE', { retryAfterSeconds: RETRY_AFTER_SECONDS, cause: error });
+      }
+      throw error;
+    }
+  }
+
+  status(): CellStatus {
+    const s = this.#applierStatus;
+    return {
+      cellId: this.cell.id,
+      log: { ok: this.#logError === null, headSeq: this.#headSeq, lastError: this.#logError },
+      store: { ok: s.state === 'running', appliedSeq: s.appliedSeq, state: s.state, lastError: s.lastError },
+      lag: Math.max(0, this.#headSeq - s.appliedSeq),
+    };
+  }
+
+  /** Stops taking appends, commits what is queued, stops the applier and closes connections. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#committer?.drain();
+    const applier = this.#applier;
+    if (applier) {
+      await new Promise<void>((resolve) => {
+        applier.once('exit', () => resolve());
+        applier.postMessage({ type: 'stop' });
+        setTimeout(() => void applier.terminate(), 10_000).unref();
+      });
+    }
+    await this.#appender?.close();
+    const store = await this.#readStore?.catch(() => undefined);
+    await store?.close();
+    for (const waiter of this.#waiters) waiter.resolve(false);
+    this.#waiters.clear();
+  }
+}

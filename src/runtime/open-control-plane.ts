@@ -1,0 +1,25 @@
+import type { HeraldConfig } from '../config/config.ts';
+import { ControlPlane } from '../control/control-plane.ts';
+import { ControlStore } from '../control/control-store.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Logger } from '../core/logger.ts';
+import { backendFor } from '../storage/backends.ts';
+
+/** The control plane lives in the PostgreSQL database of HERALD_DATABASE_URL, or in control.db. */
+export function controlUrl(config: HeraldConfig): string {
+  return config.databaseUrl ?? 'sqlite:control.db';
+}
+
+/** Opens (creating and migrating as needed) the control plane that `config` points at. */
+export async function openControlPlane(config: HeraldConfig, deps: { clock: Clock; logger: Logger }): Promise<ControlPlane> {
+  const url = controlUrl(config);
+  const backend = backendFor(url);
+  const { db, migrationLock } = await backend.openControl(url, { dataDir: config.dataDir, create: true });
+  const store = new ControlStore(db, migrationLock);
+  try {
+    return await ControlPlane.open({ store, url, cellUrls: (cellId) => backend.cellUrls(url, cellId), ...deps });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}

@@ -1,0 +1,165 @@
+import type {
+  EventWrite,
+  InstallationKey,
+  InstallationState,
+  ProfileKey,
+  ProfileState,
+} from '../profiles/profile-model.ts';
+import type { MigrationResult } from './migrations.ts';
+
+/** What a backend can do; domain code asks these, never a backend's name. */
+export interface StoreCapabilities {
+  /** Work can be claimed with FOR UPDATE SKIP LOCKED. */
+  readonly skipLocked: boolean;
+  /** Several processes may write at once without serialising on a file lock. */
+  readonly concurrentWriters: boolean;
+  /** Calls block the calling thread; heavy work must run off the event loop. */
+  readonly blocking: boolean;
+}
+
+/** Reads the applier's plan needs, inside the apply transaction. Keys use `profileKeyString`. */
+export interface ApplyTx {
+  loadProfiles(keys: readonly ProfileKey[]): Promise<Map<string, ProfileState>>;
+  loadInstallations(keys: readonly InstallationKey[]): Promise<Map<string, InstallationState>>;
+}
+
+export interface CatalogEntry {
+  projectId: string;
+  kind: 'attribute' | 'event';
+  name: string;
+  type: string;
+}
+
+export interface QuarantineWrite {
+  seq: number;
+  projectId: string | null;
+  payload: string;
+  reason: string;
+  attempts: number;
+}
+
+/** Everything one batch of log records does to the store, computed by the applier's plan. */
+export interface BatchEffects {
+  /** Store ids of profiles erased by this batch (their events, counts and installations go too). */
+  deletedProfileIds: number[];
+  /** Installations erased with their profile. */
+  deletedInstallations: InstallationKey[];
+  /** Final state of every profile the batch touched and did not leave erased. */
+  profiles: ProfileState[];
+  /** Store ids of profiles the batch references (installation links) without changing them. */
+  knownProfiles: { projectId: string; customId: string; id: number }[];
+  installations: InstallationState[];
+  events: EventWrite[];
+  catalog: CatalogEntry[];
+  quarantined: QuarantineWrite[];
+}
+
+export interface ApplyStats {
+  profilesWritten: number;
+  installationsWritten: number;
+  eventsInserted: number;
+  eventsDeduplicated: number;
+  profilesDeleted: number;
+  quarantined: number;
+}
+
+export interface StoredEvent {
+  id: number;
+  name: string;
+  timeMs: number;
+  clientId: string | null;
+  attributes: Record<string, unknown> | null;
+  receivedAt: number;
+}
+
+export interface EventCount {
+  name: string;
+  count: number;
+  firstAt: number;
+  lastAt: number;
+}
+
+export interface ProfileDetail {
+  profile: ProfileState;
+  installations: InstallationState[];
+  events: StoredEvent[];
+  eventCounts: EventCount[];
+}
+
+export interface EventPage {
+  events: StoredEvent[];
+  /** Pass back as `before` for the next (older) page; null at the end. */
+  next: { timeMs: number; id: number } | null;
+}
+
+export type QuarantineState = 'quarantined' | 'replayed' | 'dropped';
+
+export interface QuarantineItem {
+  id: number;
+  logId: string;
+  seq: number;
+  projectId: string | null;
+  payload: string;
+  reason: string;
+  attempts: number;
+  state: QuarantineState;
+  createdAt: number;
+  resolvedAt: number | null;
+}
+
+/** Raised when the store's offset for a log moved under us: another applier got there first. */
+export class OffsetConflictError extends Error {
+  override name = 'OffsetConflictError';
+}
+
+/**
+ * A cell's store: the materialised state the workers read and write. Every method may throw
+ * when the store is down; `isUnavailableError` tells such an outage from a problem with one record.
+ */
+export interface CellStore {
+  readonly capabilities: StoreCapabilities;
+  migrate(): Promise<MigrationResult>;
+  ping(): Promise<void>;
+  isUnavailableError(error: unknown): boolean;
+
+  /** The last log seq whose effects are committed here (0 if none). */
+  appliedSeq(logId: string): Promise<number>;
+  /**
+   * In ONE transaction: checks the log offset is still `fromSeq`, runs `plan` against the
+   * current state, writes its effects and moves the offset to `toSeq` (I1: effects and offset
+   * commit together, so a crash replays only what was not committed).
+   */
+  applyBatch(
+    logId: string,
+    fromSeq: number,
+    toSeq: number,
+    plan: (tx: ApplyTx) => Promise<BatchEffects>,
+  ): Promise<ApplyStats>;
+
+  getProfile(projectId: string, customId: string, options: { eventsLimit: number }): Promise<ProfileDetail | null>;
+  listEvents(
+    projectId: string,
+    customId: string,
+    options: { limit: number; before?: { timeMs: number; id: number } | undefined },
+  ): Promise<EventPage | null>;
+
+  listQuarantine(options: { states: QuarantineState[]; limit: number }): Promise<QuarantineItem[]>;
+  getQuarantine(id: number): Promise<QuarantineItem | null>;
+  /** Moves an item out of 'quarantined'; false if it was not (any longer) quarantined. */
+  resolveQuarantine(id: number, state: 'replayed' | 'dropped', nowMs: number): Promise<boolean>;
+
+  close(): Promise<void>;
+}
+
+export function emptyEffects(): BatchEffects {
+  return {
+    deletedProfileIds: [],
+    deletedInstallations: [],
+    profiles: [],
+    knownProfiles: [],
+    installations: [],
+    events: [],
+    catalog: [],
+    quarantined: [],
+  };
+}

@@ -1,0 +1,272 @@
+import type { ApplyStats, ApplyTx, BatchEffects, CellStore } from '../cell-store.ts';
+import { OffsetConflictError } from '../cell-store.ts';
+import type { MigrationResult } from '../migrations.ts';
+import { runMigrations } from '../migrations.ts';
+import type { InstallationState, ProfileState } from '../../profiles/profile-model.ts';
+import { installationKeyString, profileKeyString } from '../../profiles/profile-model.ts';
+import { INSTALLATION_COLUMNS, PROFILE_COLUMNS, SqlCellStoreReads, installationFromRow, profileFromRow } from '../sql-cell-store-reads.ts';
+import { PG_STORE_MIGRATIONS } from './pg-store-migrations.ts';
+import { PG_MIGRATION_LOCK } from './pg-ingest-log.ts';
+import { isPgUnavailable, openPgDb, type PgDb, type PgTx } from './pg-db.ts';
+
+type Row = Record<string, unknown>;
+
+/**
+ * A cell store on PostgreSQL: one database per cell. A batch is a handful of set-based statements
+ * (unnest arrays), so a round trip costs the same for one record as for five thousand.
+ */
+export class PgCellStore extends SqlCellStoreReads implements CellStore {
+  readonly capabilities = Object.freeze({ skipLocked: true, concurrentWriters: true, blocking: false });
+  readonly #pg: PgDb;
+
+  private constructor(db: PgDb) {
+    super(db);
+    this.#pg = db;
+  }
+
+  static async open(url: string, options: { poolSize?: number } = {}): Promise<PgCellStore> {
+    const store = new PgCellStore(openPgDb(url, { max: options.poolSize ?? 6, applicationName: 'herald-store' }));
+    try {
+      await store.migrate();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    return store;
+  }
+
+  migrate(): Promise<MigrationResult> {
+    return runMigrations(this.#pg, PG_STORE_MIGRATIONS, PG_MIGRATION_LOCK);
+  }
+
+  isUnavailableError(error: unknown): boolean {
+    return isPgUnavailable(error);
+  }
+
+  applyBatch(
+    logId: string,
+    fromSeq: number,
+    toSeq: number,
+    plan: (tx: ApplyTx) => Promise<BatchEffects>,
+  ): Promise<ApplyStats> {
+    return this.#pg.transaction(async (tx) => {
+      await tx.queryNative(
+        'INSERT INTO ingest_offsets (log_id, applied_seq, updated_at) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING',
+        [logId, Date.now()],
+      );
+      // The row lock serialises appliers of this log: the loser sees the moved offset and backs off.
+      const current = await tx.queryNative<{ applied_seq: number }>(
+        'SELECT applied_seq FROM ingest_offsets WHERE log_id = $1 FOR UPDATE',
+        [logId],
+      );
+      const at = current[0]?.applied_seq ?? 0;
+      if (at !== fromSeq) throw new OffsetConflictError(`log ${logId} is at ${at} in the store, expected ${fromSeq}`);
+      const effects = await plan({
+        loadProfiles: async (keys) => {
+          const rows = await tx.queryNative<Row>(
+            `SELECT ${PROFILE_COLUMNS} FROM profiles
+             WHERE (project_id, custom_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+            [keys.map((k) => k.projectId), keys.map((k) => k.customId)],
+          );
+          return new Map(rows.map((r) => profileFromRow(r)).map((p) => [profileKeyString(p.projectId, p.customId), p]));
+        },
+        loadInstallations: async (keys) => {
+          const rows = await tx.queryNative<Row>(
+            `SELECT ${INSTALLATION_COLUMNS} FROM installations i LEFT JOIN profiles p ON p.id = i.profile_id
+             WHERE (i.project_id, i.install_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+            [keys.map((k) => k.projectId), keys.map((k) => k.installId)],
+          );
+          return new Map(
+            rows.map((r) => installationFromRow(r)).map((i) => [installationKeyString(i.projectId, i.installId), i]),
+          );
+        },
+      });
+      const stats = await writeEffects(tx, logId, effects);
+      await tx.queryNative('UPDATE ingest_offsets SET applied_seq = $1, updated_at = $2 WHERE log_id = $3', [
+        toSeq,
+        Date.now(),
+        logId,
+      ]);
+      return stats;
+    });
+  }
+}
+
+async function deleteProfiles(tx: PgTx, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  for (const table of ['events', 'event_counts', 'installations']) {
+    await tx.queryNative(`DELETE FROM ${table} WHERE profile_id = ANY($1::bigint[])`, [ids]);
+  }
+  await tx.queryNative('DELETE FROM profiles WHERE id = ANY($1::bigint[])', [ids]);
+}
+
+function nativeArrays(profiles: ProfileState[]) {
+  return [
+    profiles.map((p) => p.natives.email),
+    profiles.map((p) => p.natives.emailMarketing),
+    profiles.map((p) => p.natives.phone),
+    profiles.map((p) => p.natives.smsMarketing),
+    profiles.map((p) => p.natives.language),
+    profiles.map((p) => p.natives.region),
+    profiles.map((p) => p.natives.timezone),
+    profiles.map((p) => JSON.stringify(p.attributes)),
+  ];
+}
+
+async function writeProfiles(tx: PgTx, profiles: ProfileState[]): Promise<Map<string, number>> {
+  const ids = new Map<string, number>();
+  const fresh = profiles.filter((p) => p.id === null);
+  const known = profiles.filter((p) => p.id !== null);
+  if (fresh.length > 0) {
+    const rows = await tx.queryNative<{ id: number; project_id: string; custom_id: string }>(
+      `INSERT INTO profiles (project_id, custom_id, email, email_marketing, phone, sms_marketing, language, region, timezone,
+         attributes, created_at, updated_at)
+       SELECT u.project_id, u.custom_id, u.email, u.email_marketing, u.phone, u.sms_marketing, u.language, u.region,
+         u.timezone, u.attributes::jsonb, u.created_at, u.updated_at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+         $9::text[], $10::text[], $11::bigint[], $12::bigint[])
+         AS u(project_id, custom_id, email, email_marketing, phone, sms_marketing, language, region, timezone, attributes,
+           created_at, updated_at)
+       RETURNING id, project_id, custom_id`,
+      [
+        fresh.map((p) => p.projectId),
+        fresh.map((p) => p.customId),
+        ...nativeArrays(fresh),
+        fresh.map((p) => p.createdAt),
+        fresh.map((p) => p.updatedAt),
+      ],
+    );
+    for (const r of rows) ids.set(profileKeyString(r.project_id, r.custom_id), r.id);
+  }
+  if (known.length > 0) {
+    await tx.queryNative(
+      `UPDATE profiles p SET email = u.email, email_marketing = u.email_marketing, phone = u.phone,
+         sms_marketing = u.sms_marketing, language = u.language, region = u.region, timezone = u.timezone,
+         attributes = u.attributes::jsonb, updated_at = u.updated_at
+       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+         $9::text[], $10::bigint[])
+         AS u(id, email, email_marketing, phone, sms_marketing, language, region, timezone, attributes, updated_at)
+       WHERE p.id = u.id`,
+      [known.map((p) => p.id), ...nativeArrays(known), known.map((p) => p.updatedAt)],
+    );
+    for (const p of known) ids.set(profileKeyString(p.projectId, p.customId), p.id!);
+  }
+  return ids;
+}
+
+async function writeInstallations(tx: PgTx, list: InstallationState[], profileId: (p: string, c: string) => number) {
+  if (list.length === 0) return;
+  await tx.queryNative(
+    `INSERT INTO installations (project_id, install_id, profile_id, platform, push_token, web_push, push_enabled,
+       app_version, last_seen_at, created_at, updated_at)
+     SELECT u.project_id, u.install_id, u.profile_id, u.platform, u.push_token, u.web_push::jsonb, u.push_enabled,
+       u.app_version, u.last_seen_at, u.created_at, u.updated_at
+     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::text[],
+       $9::bigint[], $10::bigint[], $11::bigint[])
+       AS u(project_id, install_id, profile_id, platform, push_token, web_push, push_enabled, app_version, last_seen_at,
+         created_at, updated_at)
+     ON CONFLICT (project_id, install_id) DO UPDATE SET profile_id = excluded.profile_id, platform = excluded.platform,
+       push_token = excluded.push_token, web_push = excluded.web_push, push_enabled = excluded.push_enabled,
+       app_version = excluded.app_version, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at`,
+    [
+      list.map((i) => i.projectId),
+      list.map((i) => i.installId),
+      list.map((i) => (i.customId === null ? null : profileId(i.projectId, i.customId))),
+      list.map((i) => i.platform),
+      list.map((i) => i.pushToken),
+      list.map((i) => (i.webPush ? JSON.stringify(i.webPush) : null)),
+      list.map((i) => i.pushEnabled),
+      list.map((i) => i.appVersion),
+      list.map((i) => i.lastSeenAt),
+      list.map((i) => i.createdAt),
+      list.map((i) => i.updatedAt),
+    ],
+  );
+}
+
+async function writeEvents(tx: PgTx, effects: BatchEffects, profileId: (p: string, c: string) => number): Promise<number> {
+  const events = effects.events;
+  if (events.length === 0) return 0;
+  const ids = events.map((e) => profileId(e.projectId, e.customId));
+  const inserted = await tx.queryNative<{ profile_id: number; name: string; time: number }>(
+    `INSERT INTO events (profile_id, name, time, client_id, attributes, received_at)
+     SELECT u.profile_id, u.name, u.time, u.client_id, u.attributes::jsonb, u.received_at
+     FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
+       AS u(profile_id, name, time, client_id, attributes, received_at)
+     ON CONFLICT DO NOTHING
+     RETURNING profile_id, name, time`,
+    [
+      ids,
+      events.map((e) => e.name),
+      events.map((e) => e.timeMs),
+      events.map((e) => e.clientId),
+      events.map((e) => (e.attributes ? JSON.stringify(e.attributes) : null)),
+      events.map((e) => e.receivedAt),
+    ],
+  );
+  const counts = new Map<string, { id: number; name: string; count: number; first: number; last: number }>();
+  for (const r of inserted) {
+    const key = `${r.profile_id}\u0000${r.name}`;
+    const c = counts.get(key);
+    if (c) {
+      c.count++;
+      c.first = Math.min(c.first, r.time);
+      c.last = Math.max(c.last, r.time);
+    } else counts.set(key, { id: r.profile_id, name: r.name, count: 1, first: r.time, last: r.time });
+  }
+  const list = [...counts.values()];
+  if (list.length > 0) {
+    await tx.queryNative(
+      `INSERT INTO event_counts (profile_id, name, count, first_at, last_at)
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+       ON CONFLICT (profile_id, name) DO UPDATE SET count = event_counts.count + excluded.count,
+         first_at = LEAST(event_counts.first_at, excluded.first_at), last_at = GREATEST(event_counts.last_at, excluded.last_at)`,
+      [list.map((c) => c.id), list.map((c) => c.name), list.map((c) => c.count), list.map((c) => c.first), list.map((c) => c.last)],
+    );
+  }
+  return inserted.length;
+}
+
+async function writeEffects(tx: PgTx, logId: string, effects: BatchEffects): Promise<ApplyStats> {
+  await deleteProfiles(tx, effects.deletedProfileIds);
+  const gone = effects.deletedInstallations;
+  if (gone.length > 0) {
+    await tx.queryNative(
+      'DELETE FROM installations WHERE (project_id, install_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))',
+      [gone.map((i) => i.projectId), gone.map((i) => i.installId)],
+    );
+  }
+  const ids = await writeProfiles(tx, effects.profiles);
+  for (const k of effects.knownProfiles) ids.set(profileKeyString(k.projectId, k.customId), k.id);
+  const profileId = (projectId: string, customId: string): number => {
+    const id = ids.get(profileKeyString(projectId, customId));
+    if (id === undefined) throw new Error(`plan references profile ${customId} that it did not write`);
+    return id;
+  };
+  await writeInstallations(tx, effects.installations, profileId);
+  const inserted = await writeEvents(tx, effects, profileId);
+  const now = Date.now();
+  if (effects.catalog.length > 0) {
+    const c = effects.catalog;
+    await tx.queryNative(
+      `INSERT INTO catalog (project_id, kind, name, type, first_seen_at)
+       SELECT u.*, $5::bigint FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u
+       ON CONFLICT DO NOTHING`,
+      [c.map((e) => e.projectId), c.map((e) => e.kind), c.map((e) => e.name), c.map((e) => e.type), now],
+    );
+  }
+  for (const q of effects.quarantined) {
+    await tx.queryNative(
+      'INSERT INTO quarantine (log_id, seq, project_id, payload, reason, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+      [logId, q.seq, q.projectId, q.payload, q.reason, q.attempts, now],
+    );
+  }
+  return {
+    profilesWritten: effects.profiles.length,
+    installationsWritten: effects.installations.length,
+    eventsInserted: inserted,
+    eventsDeduplicated: effects.events.length - inserted,
+    profilesDeleted: effects.deletedProfileIds.length,
+    quarantined: effects.quarantined.length,
+  };
+}

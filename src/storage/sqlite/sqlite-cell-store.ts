@@ -1,0 +1,224 @@
+import type Database from 'better-sqlite3';
+import type {
+  ApplyStats,
+  ApplyTx,
+  BatchEffects,
+  CellStore,
+} from '../cell-store.ts';
+import { OffsetConflictError } from '../cell-store.ts';
+import type { MigrationResult } from '../migrations.ts';
+import { runMigrations } from '../migrations.ts';
+import type {
+  InstallationKey,
+  InstallationState,
+  ProfileKey,
+  ProfileState,
+} from '../../profiles/profile-model.ts';
+import { installationKeyString, profileKeyString } from '../../profiles/profile-model.ts';
+import { INSTALLATION_COLUMNS, PROFILE_COLUMNS, SqlCellStoreReads, installationFromRow, profileFromRow } from '../sql-cell-store-reads.ts';
+import { SQLITE_STORE_MIGRATIONS } from './sqlite-store-migrations.ts';
+import { isSqliteUnavailable, openSqliteDb, type SqliteDb } from './sqlite-db.ts';
+
+type Row = Record<string, unknown>;
+
+/**
+ * The embedded cell store: one SQLite file per cell. Writes go through prepared statements inside
+ * one IMMEDIATE transaction per batch; better-sqlite3 is synchronous, so the applier that calls
+ * this runs on a worker thread, never on the event loop that answers the API.
+ */
+export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
+  readonly capabilities = Object.freeze({ skipLocked: false, concurrentWriters: false, blocking: true });
+  readonly #sqlite: SqliteDb;
+  #statements: ReturnType<typeof prepare> | undefined;
+
+  private constructor(db: SqliteDb) {
+    super(db);
+    this.#sqlite = db;
+  }
+
+  static async open(file: string, options: { create?: boolean } = {}): Promise<SqliteCellStore> {
+    const store = new SqliteCellStore(openSqliteDb(file, { create: options.create ?? true }));
+    try {
+      await store.migrate();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    return store;
+  }
+
+  migrate(): Promise<MigrationResult> {
+    return runMigrations(this.#sqlite, SQLITE_STORE_MIGRATIONS, undefined);
+  }
+
+  isUnavailableError(error: unknown): boolean {
+    return isSqliteUnavailable(error);
+  }
+
+  #prepared(): ReturnType<typeof prepare> {
+    this.#statements ??= prepare(this.#sqlite.raw);
+    return this.#statements;
+  }
+
+  applyBatch(
+    logId: string,
+    fromSeq: number,
+    toSeq: number,
+    plan: (tx: ApplyTx) => Promise<BatchEffects>,
+  ): Promise<ApplyStats> {
+    const s = this.#prepared();
+    return this.#sqlite.transaction(async () => {
+      const current = s.getOffset.get(logId) as { applied_seq: number } | undefined;
+      if ((current?.applied_seq ?? 0) !== fromSeq) {
+        throw new OffsetConflictError(`log ${logId} is at ${current?.applied_seq ?? 0} in the store, expected ${fromSeq}`);
+      }
+      const effects = await plan({
+        loadProfiles: (keys) => Promise.resolve(loadProfiles(s, keys)),
+        loadInstallations: (keys) => Promise.resolve(loadInstallations(s, keys)),
+      });
+      const stats = writeEffects(s, logId, effects);
+      s.putOffset.run(logId, toSeq, Date.now());
+      return stats;
+    });
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    getOffset: db.prepare('SELECT applied_seq FROM ingest_offsets WHERE log_id = ?'),
+    putOffset: db.prepare(
+      `INSERT INTO ingest_offsets (log_id, applied_seq, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (log_id) DO UPDATE SET applied_seq = excluded.applied_seq, updated_at = excluded.updated_at`,
+    ),
+    profile: db.prepare(`SELECT ${PROFILE_COLUMNS} FROM profiles WHERE project_id = ? AND custom_id = ?`),
+    installation: db.prepare(
+      `SELECT ${INSTALLATION_COLUMNS} FROM installations i LEFT JOIN profiles p ON p.id = i.profile_id
+       WHERE i.project_id = ? AND i.install_id = ?`,
+    ),
+    deleteEvents: db.prepare('DELETE FROM events WHERE profile_id = ?'),
+    deleteCounts: db.prepare('DELETE FROM event_counts WHERE profile_id = ?'),
+    deleteInstallations: db.prepare('DELETE FROM installations WHERE profile_id = ?'),
+    deleteProfile: db.prepare('DELETE FROM profiles WHERE id = ?'),
+    deleteInstallation: db.prepare('DELETE FROM installations WHERE project_id = ? AND install_id = ?'),
+    insertProfile: db.prepare(
+      `INSERT INTO profiles (project_id, custom_id, email, email_marketing, phone, sms_marketing, language, region, timezone,
+         attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+    ),
+    updateProfile: db.prepare(
+      `UPDATE profiles SET email = ?, email_marketing = ?, phone = ?, sms_marketing = ?, language = ?, region = ?,
+         timezone = ?, attributes = ?, updated_at = ? WHERE id = ?`,
+    ),
+    upsertInstallation: db.prepare(
+      `INSERT INTO installations (project_id, install_id, profile_id, platform, push_token, web_push, push_enabled,
+         app_version, last_seen_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (project_id, install_id) DO UPDATE SET profile_id = excluded.profile_id, platform = excluded.platform,
+         push_token = excluded.push_token, web_push = excluded.web_push, push_enabled = excluded.push_enabled,
+         app_version = excluded.app_version, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at`,
+    ),
+    insertEvent: db.prepare(
+      `INSERT INTO events (profile_id, name, time, client_id, attributes, received_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
+    ),
+    upsertCount: db.prepare(
+      `INSERT INTO event_counts (profile_id, name, count, first_at, last_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (profile_id, name) DO UPDATE SET count = count + excluded.count,
+         first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)`,
+    ),
+    insertCatalog: db.prepare(
+      'INSERT OR IGNORE INTO catalog (project_id, kind, name, type, first_seen_at) VALUES (?, ?, ?, ?, ?)',
+    ),
+    insertQuarantine: db.prepare(
+      `INSERT INTO quarantine (log_id, seq, project_id, payload, reason, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+  };
+}
+
+type Statements = ReturnType<typeof prepare>;
+
+function loadProfiles(s: Statements, keys: readonly ProfileKey[]): Map<string, ProfileState> {
+  const out = new Map<string, ProfileState>();
+  for (const key of keys) {
+    const row = s.profile.get(key.projectId, key.customId) as Row | undefined;
+    if (row) out.set(profileKeyString(key.projectId, key.customId), profileFromRow(row));
+  }
+  return out;
+}
+
+function loadInstallations(s: Statements, keys: readonly InstallationKey[]): Map<string, InstallationState> {
+  const out = new Map<string, InstallationState>();
+  for (const key of keys) {
+    const row = s.installation.get(key.projectId, key.installId) as Row | undefined;
+    if (row) out.set(installationKeyString(key.projectId, key.installId), installationFromRow(row));
+  }
+  return out;
+}
+
+function writeEffects(s: Statements, logId: string, effects: BatchEffects): ApplyStats {
+  for (const id of effects.deletedProfileIds) {
+    s.deleteEvents.run(id);
+    s.deleteCounts.run(id);
+    s.deleteInstallations.run(id);
+    s.deleteProfile.run(id);
+  }
+  for (const i of effects.deletedInstallations) s.deleteInstallation.run(i.projectId, i.installId);
+  const ids = new Map<string, number>();
+  for (const k of effects.knownProfiles) ids.set(profileKeyString(k.projectId, k.customId), k.id);
+  for (const p of effects.profiles) {
+    const n = p.natives;
+    const attributes = JSON.stringify(p.attributes);
+    if (p.id === null) {
+      const row = s.insertProfile.get(
+        p.projectId, p.customId, n.email, n.emailMarketing, n.phone, n.smsMarketing, n.language, n.region, n.timezone,
+        attributes, p.createdAt, p.updatedAt,
+      ) as { id: number };
+      ids.set(profileKeyString(p.projectId, p.customId), row.id);
+    } else {
+      s.updateProfile.run(
+        n.email, n.emailMarketing, n.phone, n.smsMarketing, n.language, n.region, n.timezone, attributes, p.updatedAt, p.id,
+      );
+      ids.set(profileKeyString(p.projectId, p.customId), p.id);
+    }
+  }
+  const profileId = (projectId: string, customId: string): number => {
+    const id = ids.get(profileKeyString(projectId, customId));
+    if (id === undefined) throw new Error(`plan references profile ${customId} that it did not write`);
+    return id;
+  };
+  for (const i of effects.installations) {
+    s.upsertInstallation.run(
+      i.projectId, i.installId, i.customId === null ? null : profileId(i.projectId, i.customId), i.platform, i.pushToken,
+      i.webPush ? JSON.stringify(i.webPush) : null, i.pushEnabled ? 1 : 0, i.appVersion, i.lastSeenAt, i.createdAt, i.updatedAt,
+    );
+  }
+  let inserted = 0;
+  const counts = new Map<string, { id: number; name: string; count: number; first: number; last: number }>();
+  for (const e of effects.events) {
+    const id = profileId(e.projectId, e.customId);
+    const info = s.insertEvent.run(id, e.name, e.timeMs, e.clientId, e.attributes ? JSON.stringify(e.attributes) : null, e.receivedAt);
+    if (info.changes === 0) continue;
+    inserted++;
+    const key = `${id}\u0000${e.name}`;
+    const c = counts.get(key);
+    if (c) {
+      c.count++;
+      c.first = Math.min(c.first, e.timeMs);
+      c.last = Math.max(c.last, e.timeMs);
+    } else {
+      counts.set(key, { id, name: e.name, count: 1, first: e.timeMs, last: e.timeMs });
+    }
+  }
+  for (const c of counts.values()) s.upsertCount.run(c.id, c.name, c.count, c.first, c.last);
+  const now = Date.now();
+  for (const c of effects.catalog) s.insertCatalog.run(c.projectId, c.kind, c.name, c.type, now);
+  for (const q of effects.quarantined) {
+    s.insertQuarantine.run(logId, q.seq, q.projectId, q.payload, q.reason, q.attempts, now);
+  }
+  return {
+    profilesWritten: effects.profiles.length,
+    installationsWritten: effects.installations.length,
+    eventsInserted: inserted,
+    eventsDeduplicated: effects.events.length - inserted,
+    profilesDeleted: effects.deletedProfileIds.length,
+    quarantined: effects.quarantined.length,
+  };
+}

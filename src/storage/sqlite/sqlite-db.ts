@@ -1,0 +1,130 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { SqlDb, SqlExecutor, SqlValue } from '../sql.ts';
+
+export type SqliteDatabase = Database.Database;
+
+export interface SqliteOpenOptions {
+  /** Create the file (and its directory) if missing. */
+  create?: boolean;
+  readonly?: boolean;
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Opens a SQLite file for Herald: WAL (readers never block the writer) and synchronous=FULL, so a
+ * committed transaction survives power loss, not only a process crash (I1).
+ */
+export function openSqlite(file: string, options: SqliteOpenOptions = {}): SqliteDatabase {
+  if (options.create) fs.mkdirSync(path.dirname(file), { recursive: true });
+  else if (file !== ':memory:' && !fs.existsSync(file)) {
+    throw Object.assign(new Error(`SQLite file ${file} does not exist`), { code: 'SQLITE_CANTOPEN' });
+  }
+  const db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: !options.create });
+  db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+  if (!options.readonly) db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('cache_size = -65536');
+  db.pragma('temp_store = MEMORY');
+  return db;
+}
+
+function bind(params: readonly SqlValue[] | undefined): unknown[] {
+  if (!params) return [];
+  return params.map((p) => (p === undefined ? null : typeof p === 'boolean' ? (p ? 1 : 0) : p));
+}
+
+class SqliteExecutor implements SqlExecutor {
+  readonly #statements = new Map<string, Database.Statement>();
+  constructor(readonly raw: SqliteDatabase) {}
+
+  statement(sql: string): Database.Statement {
+    let stmt = this.#statements.get(sql);
+    if (!stmt) {
+      stmt = this.raw.prepare(sql);
+      if (this.#statements.size > 500) this.#statements.clear();
+      this.#statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  query<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    const stmt = this.statement(sql);
+    if (!stmt.reader) {
+      stmt.run(...bind(params));
+      return Promise.resolve([]);
+    }
+    return Promise.resolve(stmt.all(...bind(params)) as T[]);
+  }
+
+  run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }> {
+    const info = this.statement(sql).run(...bind(params));
+    return Promise.resolve({ changes: info.changes });
+  }
+
+  exec(sql: string): Promise<void> {
+    this.raw.exec(sql);
+    return Promise.resolve();
+  }
+}
+
+/**
+ * The async SQL port over one better-sqlite3 connection. Calls run synchronously; a transaction
+ * holds a mutex so that no other caller's statement lands inside it while `fn` awaits.
+ */
+export class SqliteDb extends SqliteExecutor implements SqlDb {
+  #tail: Promise<unknown> = Promise.resolve();
+  #inTransaction = false;
+
+  override query<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    if (this.#inTransaction) return this.#queued(() => super.query<T>(sql, params));
+    return super.query<T>(sql, params);
+  }
+
+  override run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }> {
+    if (this.#inTransaction) return this.#queued(() => super.run(sql, params));
+    return super.run(sql, params);
+  }
+
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.#queued(async () => {
+      const tx = new SqliteExecutor(this.raw);
+      this.raw.exec('BEGIN IMMEDIATE');
+      this.#inTransaction = true;
+      try {
+        const result = await fn(tx);
+        this.raw.exec('COMMIT');
+        return result;
+      } catch (error) {
+        if (this.raw.inTransaction) this.raw.exec('ROLLBACK');
+        throw error;
+      } finally {
+        this.#inTransaction = false;
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.raw.open) this.raw.close();
+    return Promise.resolve();
+  }
+
+  #queued<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn, fn);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+export function openSqliteDb(file: string, options: SqliteOpenOptions = {}): SqliteDb {
+  return new SqliteDb(openSqlite(file, options));
+}
+
+/** SQLite error codes that mean the database itself is unusable, not that one record is bad. */
+const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|CORRUPT|NOTADB|FULL|READONLY|PROTOCOL|NOMEM)/;
+
+export function isSqliteUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNAVAILABLE_CODES.test(code);
+}
