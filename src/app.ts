@@ -38,7 +38,7 @@ export async function createApp(config: HeraldConfig, options: AppOptions = {}):
     await control.ensureDefaultCell();
     const demo = options.createDemo && control.projects().length === 0 ? await control.createProject('demo') : undefined;
     cells = new CellRuntimes(control, { config, clock, logger: logger });
-    await cells.start();
+    cells.start();
     const server = await buildServer(
       { control, cells, limiter: new ProjectRateLimiter(clock, config.rateLimitPerSecond), clock, version: HERALD_VERSION },
       { logger },

@@ -45,7 +45,7 @@ export interface Appended {
 export async function appendRecords(cells: CellRuntimes, request: FastifyRequest, records: IngestRecord[]): Promise<Appended> {
   const principal = principalOf(request);
   const key = idempotencyKey(request);
-  const runtime = await cells.get(principal.project.cellId);
+  const runtime = cells.get(principal.project.cellId);
   const outcome = await runtime.append({
     payloads: records.map(encodeRecord),
     idempotency: key

@@ -5,9 +5,10 @@ import type { Clock } from '../core/clock.ts';
 import { coerceError, HeraldError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { GroupCommitter } from '../ingest/group-commit.ts';
-import type { AppendOutcome, AppendRequest, IngestLog, LogAppender } from '../ingest/ingest-log.ts';
+import type { AppendOutcome, AppendRequest, LogAppender } from '../ingest/ingest-log.ts';
 import type { CellStore } from '../storage/cell-store.ts';
-import { openLog, openStore } from '../storage/backends.ts';
+import { backendFor, openLog, openStore } from '../storage/backends.ts';
+import { ReopeningLog } from './reopening-log.ts';
 import type { ApplierStatus } from './applier-loop.ts';
 import { startThread } from './threads.ts';
 import { ThreadedLogAppender } from './threaded-log-appender.ts';
@@ -51,26 +52,27 @@ export class CellRuntime {
     this.#applierStatus = { state: 'starting', appliedSeq: 0, lastError: null, lastAppliedAt: null, heartbeatAt: 0 };
   }
 
-  async start(): Promise<void> {
+  /**
+   * Starts the cell's threads. Never fails because a store or log is down: the appender and the
+   * applier open them on use and keep retrying, and the API answers 503 meanwhile (I2, I3).
+   */
+  start(): void {
     const { config, logger } = this.#deps;
     const ctx = { dataDir: config.dataDir, create: true };
-    const probe: IngestLog = await openLog(this.cell.logUrl, ctx);
-    try {
-      this.#headSeq = await probe.headSeq();
-    } finally {
-      if (probe.capabilities.blocking) await probe.close();
-    }
-    if (probe.capabilities.blocking) {
-      this.#appender = new ThreadedLogAppender(
-        { logUrl: this.cell.logUrl, dataDir: config.dataDir },
-        `herald-log-${this.cell.id}`,
-        logger,
-      );
-    } else {
-      this.#appender = probe;
-    }
+    this.#appender = backendFor(this.cell.logUrl).logCapabilities.blocking
+      ? new ThreadedLogAppender({ logUrl: this.cell.logUrl, dataDir: config.dataDir }, `herald-log-${this.cell.id}`, logger)
+      : new ReopeningLog(() => openLog(this.cell.logUrl, ctx));
     this.#committer = new GroupCommitter(this.#appender, this.#deps.clock);
     this.#startApplier();
+    this.#appender.headSeq().then(
+      (head) => {
+        this.#headSeq = Math.max(this.#headSeq, head);
+      },
+      (error: unknown) => {
+        this.#logError = coerceError(error).message;
+        logger.error({ cell: this.cell.id, err: this.#logError }, 'ingest log unavailable at start');
+      },
+    );
   }
 
   #startApplier(): void {

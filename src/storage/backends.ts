@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { IngestLog } from '../ingest/ingest-log.ts';
+import type { IngestLog, LogCapabilities } from '../ingest/ingest-log.ts';
 import type { CellStore } from './cell-store.ts';
 import type { SqlDb } from './sql.ts';
 import { SqliteCellStore } from './sqlite/sqlite-cell-store.ts';
@@ -25,6 +25,8 @@ export interface ControlDb {
 export interface StorageBackend {
   readonly label: string;
   readonly schemes: readonly string[];
+  /** What this backend's log can do, known before opening one. */
+  readonly logCapabilities: LogCapabilities;
   openStore(url: string, ctx: BackendContext): Promise<CellStore>;
   openLog(url: string, ctx: BackendContext): Promise<IngestLog>;
   openControl(url: string, ctx: BackendContext): Promise<ControlDb>;
@@ -43,6 +45,7 @@ function sqliteFile(url: string, dataDir: string): string {
 const sqliteBackend: StorageBackend = {
   label: 'SQLite',
   schemes: ['sqlite:'],
+  logCapabilities: { blocking: true },
   openStore: (url, ctx) => SqliteCellStore.open(sqliteFile(url, ctx.dataDir), { create: ctx.create }),
   openLog: (url, ctx) => SqliteIngestLog.open(sqliteFile(url, ctx.dataDir), { create: ctx.create }),
   openControl: (url, ctx) =>
@@ -58,6 +61,7 @@ async function ensureDatabase(url: string, ctx: BackendContext): Promise<void> {
 const postgresBackend: StorageBackend = {
   label: 'PostgreSQL',
   schemes: ['postgres:', 'postgresql:'],
+  logCapabilities: { blocking: false },
   async openStore(url, ctx) {
     await ensureDatabase(url, ctx);
     return PgCellStore.open(url);

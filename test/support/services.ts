@@ -39,7 +39,7 @@ export async function createTestDatabase(prefix = 'herald_test'): Promise<TestDa
   return {
     url: withDatabase(PG_URL, name),
     async drop() {
-      const c = new pg.Client({ connectionString: withDatabase(PG_URL!, 'postgres') });
+      const c = new pg.Client({ connectionString: withDatabase(PG_URL, 'postgres') });
       await c.connect();
       try {
         await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -61,7 +61,7 @@ export function registerProfileRoutes(app: FastifyInstance, deps: ApiDeps): void
       const { custom_id: customId } = request.params as { custom_id: string };
       const eventsLimit = intParam(request.query, 'events_limit', 50, 0, 500);
       const waitFor = stringParam(request.query, 'wait_for');
-      const runtime = await deps.cells.get(principal.project.cellId);
+      const runtime = deps.cells.get(principal.project.cellId);
       let consistency: { wait_for: string; applied: boolean } | undefined;
       if (waitFor !== undefined) {
         const parsed = parseIngestId(waitFor);
@@ -97,7 +97,7 @@ export function registerProfileRoutes(app: FastifyInstance, deps: ApiDeps): void
       const cursor = stringParam(request.query, 'cursor');
       const before = cursor === undefined ? undefined : decodeCursor(cursor);
       if (before === null) throw invalidQuery('cursor', 'is not a cursor returned by this endpoint');
-      const runtime = await deps.cells.get(principal.project.cellId);
+      const runtime = deps.cells.get(principal.project.cellId);
       const page = await runtime.read((store) => store.listEvents(principal.project.id, customId, { limit, before }));
       if (!page) throw new HeraldError('PROFILE_NOT_FOUND', { message: `No profile has custom_id "${customId}".` });
       return { events: page.events.map(eventView), next_cursor: page.next ? encodeCursor(page.next) : null };
