@@ -1,7 +1,7 @@
 import type { ErrorDetail } from '../core/errors.ts';
 import { HeraldError } from '../core/errors.ts';
 import type { Problem } from '../profiles/attribute-validation.ts';
-import { pointer, validateAttributes, validateEventAttributes } from '../profiles/attribute-validation.ts';
+import { isRealDateTime, pointer, validateAttributes, validateEventAttributes } from '../profiles/attribute-validation.ts';
 import type { EventRecord, InstallationRecord, ProfileUpdateRecord } from './records.ts';
 import { compileShape } from './shape-check.ts';
 import { InstallationBody, MAX_BATCH_ITEMS, ProfileUpdateItem as ProfileUpdateItemSchema } from './ingest-schemas.ts';
@@ -29,7 +29,7 @@ function eventTime(raw: string | number | undefined, nowMs: number, path: string
   let ms: number;
   if (typeof raw === 'number') {
     ms = raw;
-  } else if (ISO_DATETIME.test(raw)) {
+  } else if (ISO_DATETIME.test(raw) && isRealDateTime(raw)) {
     ms = Date.parse(raw);
   } else {
     problems.push({ path, code: 'INVALID_TIME', message: 'must be an ISO 8601 date-time with a zone, like 2026-05-01T10:00:00Z' });

@@ -33,14 +33,22 @@ export function inferAttributeType(value: string | number | boolean | string[]):
   return 'string';
 }
 
+/** True when the YYYY-MM-DD prefix and any hh:mm[:ss] name a real calendar time (V8 rolls 02-30 over to March). */
+export function isRealDateTime(value: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?)?/.exec(value);
+  if (!m) return false;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return false;
+  return Number(m[4] ?? 0) <= 23 && Number(m[5] ?? 0) <= 59 && Number(m[6] ?? 0) <= 59;
+}
+
 /** Full date-times are stored in UTC (`…Z`) so that they compare correctly as text; dates stay dates. */
 function normaliseString(value: string): string | null {
-  if (ISO_DATETIME.test(value)) {
-    const ms = Date.parse(value);
-    return Number.isNaN(ms) ? null : new Date(ms).toISOString();
-  }
-  if (ISO_DATE.test(value) && Number.isNaN(Date.parse(value))) return null;
-  return value;
+  const dateTime = ISO_DATETIME.test(value);
+  if (!dateTime && !ISO_DATE.test(value)) return value;
+  if (!isRealDateTime(value)) return null;
+  return dateTime ? new Date(Date.parse(value)).toISOString() : value;
 }
 
 function checkString(value: string, path: string, problems: Problem[]): string | undefined {

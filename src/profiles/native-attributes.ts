@@ -39,10 +39,12 @@ export const NATIVE_ATTRIBUTES: readonly NativeAttribute[] = [
   {
     name: '$email_address',
     field: 'email',
-    check: (value) =>
-      value.length <= 254 && EMAIL.test(value)
-        ? { ok: true, value: value.trim() }
-        : { ok: false, code: 'INVALID_EMAIL', message: 'must be an email address like ada@example.com' },
+    check: (raw) => {
+      const value = raw.trim();
+      return value.length <= 254 && EMAIL.test(value)
+        ? { ok: true, value }
+        : { ok: false, code: 'INVALID_EMAIL', message: 'must be an email address like ada@example.com' };
+    },
   },
   { name: '$email_marketing', field: 'emailMarketing', check: consent },
   {

@@ -104,8 +104,12 @@ export class PgDb extends PgExecutor implements SqlDb {
     }
   }
 
-  async close(): Promise<void> {
-    await this.pool.end();
+  #closing: Promise<void> | undefined;
+
+  /** Closes the pool; closing again is harmless. */
+  close(): Promise<void> {
+    this.#closing ??= this.pool.end();
+    return this.#closing;
   }
 }
 

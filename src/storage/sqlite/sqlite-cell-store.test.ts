@@ -1,0 +1,13 @@
+import { describe } from 'node:test';
+import path from 'node:path';
+import { runCellStoreContract } from '../cell-store.contract.ts';
+import { tempDir } from '../../../test/support/temp.ts';
+import { SqliteCellStore } from './sqlite-cell-store.ts';
+
+describe('cell store contract: sqlite', () => {
+  runCellStoreContract(async () => {
+    const tmp = tempDir();
+    const file = path.join(tmp.dir, 'store.db');
+    return { open: () => SqliteCellStore.open(file), cleanup: async () => tmp.remove() };
+  });
+});
