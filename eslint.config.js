@@ -29,18 +29,22 @@ export default tseslint.config(
   // DESIGN.md §5: dependencies point inward. core ← domain ← adapters ← edges ← app.ts.
   {
     files: ['src/core/**/*.ts'],
+    ignores: ['**/*.test.ts', '**/*.contract.ts'],
     rules: layer(['**/config/**', '**/control/**', '**/ingest/**', '**/profiles/**', '**/storage/**', ...EDGES], 'core is pure: it imports nothing of Herald'),
   },
   {
     files: ['src/profiles/**/*.ts', 'src/ingest/**/*.ts', 'src/control/**/*.ts', 'src/config/**/*.ts'],
+    ignores: ['**/*.test.ts', '**/*.contract.ts'],
     rules: layer([...ADAPTERS, ...EDGES], 'domain code uses ports; adapters and edges are wired in by the composition root'),
   },
   {
     files: ['src/storage/**/*.ts'],
+    ignores: ['**/*.test.ts', '**/*.contract.ts'],
     rules: layer(EDGES, 'storage adapters must not reach into the edges'),
   },
   {
     files: ['src/api/**/*.ts'],
+    ignores: ['**/*.test.ts'],
     rules: layer(['**/cli/**', '**/app.ts', '**/storage/sqlite/**', '**/storage/postgres/**'], 'the HTTP edge talks to ports, not to backends or the CLI'),
   },
   {

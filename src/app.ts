@@ -36,7 +36,6 @@ export async function createApp(config: HeraldConfig, options: AppOptions = {}):
   let cells: CellRuntimes | undefined;
   try {
     await control.ensureDefaultCell();
-    const demo = options.createDemo && control.projects().length === 0 ? await control.createProject('demo') : undefined;
     cells = new CellRuntimes(control, { config, clock, logger: logger });
     cells.start();
     const server = await buildServer(
@@ -44,6 +43,8 @@ export async function createApp(config: HeraldConfig, options: AppOptions = {}):
       { logger },
     );
     const address = await server.listen({ host: config.host, port: config.port });
+    // Only once listening: a start that fails (port taken) must not create keys nobody was shown.
+    const demo = options.createDemo && control.projects().length === 0 ? await control.createProject('demo') : undefined;
     control.watch();
     const url = address;
     const running = cells;

@@ -60,7 +60,9 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions): Promis
   registerHealthRoutes(app, deps);
   registerProfileRoutes(app, deps);
   registerInstallationRoutes(app, deps);
-  registerSegmentRoutes(app, deps);
+  // Herald's API is JSON only: a JSON body sent as text/plain is refused with 415, not misread.
+  app.removeContentTypeParser('text/plain');
+  await app.register(async (scope) => registerSegmentRoutes(scope, deps));
 
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;

@@ -22,10 +22,17 @@ export function configFrom(options: CommonOptions & ConfigOverrides): HeraldConf
   return loadConfig({ dataDir: options.dataDir, databaseUrl: options.databaseUrl, port: options.port, host: options.host, logLevel: options.logLevel });
 }
 
-/** Opens the control plane for one command and closes it afterwards. */
-export async function withControl<T>(options: CommonOptions, fn: (control: ControlPlane, config: HeraldConfig) => Promise<T>): Promise<T> {
+/**
+ * Opens the control plane for one command and closes it afterwards. Commands that only read or
+ * change existing data refuse a data dir with no Herald in it (a typo would otherwise create one).
+ */
+export async function withControl<T>(
+  options: CommonOptions,
+  fn: (control: ControlPlane, config: HeraldConfig) => Promise<T>,
+  mode: { create: boolean } = { create: false },
+): Promise<T> {
   const config = configFrom(options);
-  const control = await openControlPlane(config, { clock: systemClock, logger: silentLogger });
+  const control = await openControlPlane(config, { clock: systemClock, logger: silentLogger }, mode);
   try {
     return await fn(control, config);
   } finally {

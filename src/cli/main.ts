@@ -12,8 +12,8 @@ export function buildProgram(): Command {
   const program = new Command('herald')
     .description('Herald: a self-hosted customer engagement platform that keeps what it acknowledged.')
     .version(HERALD_VERSION)
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ outputError: (text, write) => write(text) });
+    // Usage mistakes are one line: "herald: error: … (see --help)".
+    .configureOutput({ outputError: (text, write) => write(`herald: ${text.trim().replace(/\n+/g, ' ')} (see --help)\n`) });
   registerStartCommand(program);
   registerProjectCommands(program);
   registerKeyCommands(program);

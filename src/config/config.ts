@@ -75,14 +75,14 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
   const dataDir = path.resolve(overrides.dataDir ?? env.HERALD_DATA_DIR ?? '.herald');
   const logLevel = overrides.logLevel ?? env.HERALD_LOG_LEVEL ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw invalid(`HERALD_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}.`);
+    throw invalid(`The log level (--log-level or HERALD_LOG_LEVEL) must be one of ${LOG_LEVELS.join(', ')}; got "${logLevel}".`);
   }
   const retentionDays = integer('HERALD_LOG_RETENTION_DAYS', env.HERALD_LOG_RETENTION_DAYS, 7, 1, 3650);
   return Object.freeze({
     dataDir,
     host: overrides.host ?? env.HERALD_HOST ?? '127.0.0.1',
-    port: integer('port', overrides.port ?? env.HERALD_PORT, 8080, 0, 65535),
-    databaseUrl: postgresUrl('HERALD_DATABASE_URL', overrides.databaseUrl ?? env.HERALD_DATABASE_URL),
+    port: integer('The port (--port or HERALD_PORT)', overrides.port ?? env.HERALD_PORT, 8080, 0, 65535),
+    databaseUrl: postgresUrl('The database URL (--database-url or HERALD_DATABASE_URL)', overrides.databaseUrl ?? env.HERALD_DATABASE_URL),
     logRetentionMs: retentionDays * 86_400_000,
     logMaxPendingRecords: integer('HERALD_LOG_MAX_PENDING', env.HERALD_LOG_MAX_PENDING, 50_000_000, 1, 2 ** 40),
     rateLimitPerSecond: integer('HERALD_RATE_LIMIT', env.HERALD_RATE_LIMIT, 50_000, 1, 10_000_000),

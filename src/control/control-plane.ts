@@ -230,6 +230,7 @@ export class ControlPlane {
     if (!record) throw new HeraldError('KEY_NOT_FOUND', { message: 'No such API key; give its id (key_…) or the key itself.' });
     const now = this.#clock.now();
     await this.#store.revokeKey(record.id, now);
+    await this.refresh(); // this process refuses the key at once; others within a refresh interval
     return { ...record, revokedAt: record.revokedAt ?? now };
   }
 

@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   RATE_LIMITED: 'Too many requests for this project; retry after the time given in Retry-After.',
   LOG_UNAVAILABLE: 'The ingest log is unavailable; nothing was accepted. Retry after the time given in Retry-After.',
   LOG_FULL: 'The ingest log is full; nothing was accepted. Retry after the time given in Retry-After.',
+  APPEND_UNCONFIRMED:
+    'The ingest log did not confirm this write in time; it may or may not have been accepted. Retry it with the same Idempotency-Key (or event ids) so that it takes effect once.',
   STORE_UNAVAILABLE: 'The store of this project is unavailable; retry after the time given in Retry-After.',
   SHUTTING_DOWN: 'Herald is shutting down; retry shortly.',
   INTERNAL: 'An internal error occurred.',

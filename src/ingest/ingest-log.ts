@@ -44,8 +44,34 @@ export interface LogStats {
 export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 
 export interface LogAppender {
-  /** Appends every request in ONE durable transaction (group commit); answers only once it is on disk. */
-  append(requests: readonly AppendRequest[], nowMs: number): Promise<AppendOutcome[]>;
+  /**
+   * Appends every request in ONE durable transaction (group commit); answers only once it is on
+   * disk. With `deadlineMs` (wall clock), a transaction not ready to commit by then is rolled back
+   * and fails with an error whose `code` is APPEND_DEADLINE: nothing of it was appended.
+   */
+  append(requests: readonly AppendRequest[], nowMs: number, deadlineMs?: number): Promise<AppendOutcome[]>;
+}
+
+/** Thrown by a log that rolled an append back because its deadline passed before COMMIT. */
+export class AppendDeadlineError extends Error {
+  override name = 'AppendDeadlineError';
+  readonly code = 'APPEND_DEADLINE';
+  constructor() {
+    super('the append was rolled back: its deadline passed before it could commit');
+  }
+}
+
+/** Rolls the append back (by throwing inside its transaction) if the deadline has passed. */
+export function checkDeadline(deadlineMs: number | undefined): void {
+  if (deadlineMs !== undefined && Date.now() > deadlineMs) throw new AppendDeadlineError();
+}
+
+/**
+ * Marks an append failure after which the records may or may not be on disk (the connection or
+ * the writer thread died during COMMIT): the caller must not say "nothing was accepted".
+ */
+export function maybeCommitted(error: unknown): boolean {
+  return (error as { maybeCommitted?: unknown } | null)?.maybeCommitted === true;
 }
 
 export interface IngestLog extends LogAppender {

@@ -1,7 +1,7 @@
 import type { ErrorDetail } from '../core/errors.ts';
 import { HeraldError } from '../core/errors.ts';
 import type { Problem } from '../profiles/attribute-validation.ts';
-import { isRealDateTime, pointer, validateAttributes, validateEventAttributes } from '../profiles/attribute-validation.ts';
+import { checkNoNul, isRealDateTime, pointer, validateAttributes, validateEventAttributes } from '../profiles/attribute-validation.ts';
 import type { EventRecord, InstallationRecord, ProfileUpdateRecord } from './records.ts';
 import { compileShape } from './shape-check.ts';
 import { InstallationBody, MAX_BATCH_ITEMS, ProfileUpdateItem as ProfileUpdateItemSchema } from './ingest-schemas.ts';
@@ -54,6 +54,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 function checkItem(item: unknown, projectId: string, nowMs: number, problems: Problem[]): ProfileUpdateRecord | undefined {
   const shapeOk = itemShape.check(item, '', problems);
+  checkNoNul(item, '', problems);
   if (!isObject(item)) return undefined;
   const ids = item.identifiers;
   const customId = isObject(ids) && typeof ids.custom_id === 'string' ? ids.custom_id : undefined;
@@ -92,7 +93,12 @@ function checkItem(item: unknown, projectId: string, nowMs: number, problems: Pr
  * Validates a `POST /v1/profiles/update` body. Returns one log record per item, or throws
  * VALIDATION_FAILED listing every problem of every item (I9: a rejected request changes nothing).
  */
-export function validateProfileUpdates(body: unknown, projectId: string, nowMs: number): ProfileUpdateRecord[] {
+export function validateProfileUpdates(
+  body: unknown,
+  projectId: string,
+  nowMs: number,
+  options: { allowEmpty?: boolean } = {},
+): ProfileUpdateRecord[] {
   if (!Array.isArray(body)) {
     fail([{ path: '', code: 'INVALID_TYPE', message: 'the body must be a JSON array of profile updates' }]);
   }
@@ -101,7 +107,7 @@ export function validateProfileUpdates(body: unknown, projectId: string, nowMs: 
       message: `A request may carry at most ${MAX_BATCH_ITEMS} items; this one has ${body.length}. Split it into several requests.`,
     });
   }
-  if (body.length === 0) fail([{ path: '', code: 'TOO_FEW_ITEMS', message: 'the array must hold at least one item' }]);
+  if (body.length === 0 && !options.allowEmpty) fail([{ path: '', code: 'TOO_FEW_ITEMS', message: 'the array must hold at least one item' }]);
   const details: ErrorDetail[] = [];
   const records: ProfileUpdateRecord[] = [];
   body.forEach((item: unknown, index) => {
@@ -143,7 +149,9 @@ function checkWebPush(sub: NonNullable<InstallationBody['web_push']>, problems: 
 /** Validates a `POST /v1/installations` body into its log record, or throws VALIDATION_FAILED. */
 export function validateInstallation(body: unknown, projectId: string, nowMs: number): InstallationRecord {
   const problems: Problem[] = [];
-  if (!installationShape.check(body, '', problems)) fail(problems);
+  const shapeOk = installationShape.check(body, '', problems);
+  checkNoNul(body, '', problems);
+  if (!shapeOk) fail(problems);
   const input = body as InstallationBody;
   checkIdentifier(input.install_id, '/install_id', problems);
   if (input.custom_id !== undefined) checkIdentifier(input.custom_id, '/custom_id', problems);

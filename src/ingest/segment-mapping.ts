@@ -14,9 +14,13 @@ import type { ProfileUpdateItem } from './ingest-schemas.ts';
  * - messageId becomes the event id, so a client's retry of a batch is stored once.
  * - group and alias calls are accepted and ignored.
  */
+export type SegmentCall = 'identify' | 'track' | 'page' | 'screen';
+
 export interface SegmentMapping {
-  items: { item: ProfileUpdateItem; index: number }[];
+  items: { item: ProfileUpdateItem; index: number; call: SegmentCall }[];
   ignored: number;
+  /** Messages that could not be mapped at all (no user, no event name, unknown type). */
+  problems: NonNullable<HeraldError['details']>;
 }
 
 type Json = Record<string, unknown>;
@@ -101,26 +105,32 @@ function eventOf(message: Json, name: string, properties: unknown) {
   };
 }
 
-function mapOne(message: unknown, index: number): ProfileUpdateItem | null {
+function mapOne(message: unknown, index: number): { item: ProfileUpdateItem; call: SegmentCall } | null {
   if (!isObject(message)) {
     throw new HeraldError('VALIDATION_FAILED', { details: [{ index, path: '', code: 'INVALID_TYPE', message: 'must be an object' }] });
   }
   const type = message.type;
   switch (type) {
     case 'identify':
-      return { identifiers: { custom_id: customId(message, index) }, attributes: identifyAttributes(message) };
+      return { call: type, item: { identifiers: { custom_id: customId(message, index) }, attributes: identifyAttributes(message) } };
     case 'track': {
       if (typeof message.event !== 'string' || message.event.length === 0) {
         throw new HeraldError('VALIDATION_FAILED', {
           details: [{ index, path: '/event', code: 'REQUIRED', message: 'a track call needs an event name' }],
         });
       }
-      return { identifiers: { custom_id: customId(message, index) }, events: [eventOf(message, message.event, message.properties)] };
+      return {
+        call: type,
+        item: { identifiers: { custom_id: customId(message, index) }, events: [eventOf(message, message.event, message.properties)] },
+      };
     }
     case 'page':
     case 'screen': {
       const properties = { ...(isObject(message.properties) ? message.properties : {}), ...(message.name ? { name: message.name } : {}) };
-      return { identifiers: { custom_id: customId(message, index) }, events: [eventOf(message, `${type}_viewed`, properties)] };
+      return {
+        call: type,
+        item: { identifiers: { custom_id: customId(message, index) }, events: [eventOf(message, `${type}_viewed`, properties)] },
+      };
     }
     case 'group':
     case 'alias':
@@ -132,21 +142,33 @@ function mapOne(message: unknown, index: number): ProfileUpdateItem | null {
   }
 }
 
-/** Maps a list of Segment messages; every message is checked, and any invalid one rejects all. */
+/** Maps a list of Segment messages; the ones that cannot be mapped are reported, not thrown. */
 export function mapSegmentMessages(messages: unknown[]): SegmentMapping {
-  const items: SegmentMapping['items'] = [];
-  const details: NonNullable<HeraldError['details']> = [];
-  let ignored = 0;
+  const mapping: SegmentMapping = { items: [], ignored: 0, problems: [] };
   messages.forEach((message, index) => {
     try {
-      const item = mapOne(message, index);
-      if (item) items.push({ item, index });
-      else ignored++;
+      const mapped = mapOne(message, index);
+      if (mapped) mapping.items.push({ ...mapped, index });
+      else mapping.ignored++;
     } catch (error) {
-      if (error instanceof HeraldError && error.details) details.push(...error.details);
+      if (error instanceof HeraldError && error.details) mapping.problems.push(...error.details);
       else throw error;
     }
   });
-  if (details.length > 0) throw new HeraldError('VALIDATION_FAILED', { details });
-  return { items, ignored };
+  return mapping;
+}
+
+const EVENT_PATHS: [string, string][] = [
+  ['/events/0/attributes', '/properties'],
+  ['/events/0/name', '/event'],
+  ['/events/0/time', '/timestamp'],
+  ['/events/0/id', '/messageId'],
+];
+
+/** Where in the caller's Segment message a problem found in its mapped Herald item lies. */
+export function segmentPath(call: SegmentCall, path: string): string {
+  if (path === '/identifiers/custom_id') return '/userId';
+  if (call === 'identify' && path.startsWith('/attributes')) return `/traits${path.slice('/attributes'.length)}`;
+  for (const [from, to] of EVENT_PATHS) if (path === from || path.startsWith(`${from}/`)) return to + path.slice(from.length);
+  return path;
 }

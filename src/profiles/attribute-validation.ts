@@ -84,10 +84,16 @@ function checkStringArray(value: unknown[], path: string, problems: Problem[]): 
   return problems.length === before ? (value as string[]) : undefined;
 }
 
+const NOT_FINITE = 'must be a finite number';
+
 function checkCustomValue(value: unknown, path: string, problems: Problem[]): AttributePatchValue | undefined {
   if (value === null) return null;
   if (typeof value === 'boolean') return value;
-  if (typeof value === 'number') return value;
+  if (typeof value === 'number') {
+    if (Number.isFinite(value)) return value;
+    problems.push({ path, code: 'INVALID_NUMBER', message: NOT_FINITE });
+    return undefined;
+  }
   if (typeof value === 'string') return checkString(value, path, problems);
   if (Array.isArray(value)) return checkStringArray(value, path, problems);
   if (typeof value === 'object') {
@@ -188,6 +194,10 @@ export function validateEventAttributes(value: unknown, basePath: string, proble
 }
 
 function checkJson(value: unknown, path: string, depth: number, problems: Problem[]): void {
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    problems.push({ path, code: 'INVALID_NUMBER', message: NOT_FINITE });
+    return;
+  }
   if (typeof value === 'string') {
     if (value.length > MAX_STRING_LENGTH) {
       problems.push({ path, code: 'STRING_TOO_LONG', message: `must be at most ${MAX_STRING_LENGTH} characters` });
@@ -222,5 +232,32 @@ function checkJson(value: unknown, path: string, depth: number, problems: Proble
       continue;
     }
     checkJson(item, pointer(path, name), depth + 1, problems);
+  }
+}
+
+/**
+ * Reports every string (value or key) holding U+0000, anywhere in `value`. PostgreSQL cannot
+ * store it in text or jsonb, so it is refused at the edge for every backend alike. Iterative:
+ * a hostile body nested a million levels deep must not overflow the stack.
+ */
+export function checkNoNul(value: unknown, path: string, problems: Problem[]): void {
+  const stack: [unknown, string][] = [[value, path]];
+  while (stack.length > 0) {
+    const [item, at] = stack.pop()!;
+    if (typeof item === 'string') {
+      if (item.includes('\u0000')) {
+        problems.push({ path: at, code: 'INVALID_CHARACTER', message: 'must not contain the NUL character (U+0000)' });
+      }
+    } else if (Array.isArray(item)) {
+      for (let i = item.length - 1; i >= 0; i--) stack.push([item[i], pointer(at, i)]);
+    } else if (isPlainObject(item)) {
+      for (const [key, child] of Object.entries(item).reverse()) {
+        const childPath = pointer(at, key);
+        if (key.includes('\u0000')) {
+          problems.push({ path: childPath, code: 'INVALID_CHARACTER', message: 'names must not contain the NUL character (U+0000)' });
+        }
+        stack.push([child, childPath]);
+      }
+    }
   }
 }

@@ -17,20 +17,23 @@ const consent: NativeCheck = (value) =>
     ? { ok: true, value }
     : { ok: false, code: 'INVALID_CONSENT', message: 'must be "subscribed" or "unsubscribed"' };
 
-const timeZones = new Map<string, boolean>();
-function isTimeZone(value: string): boolean {
+const timeZones = new Map<string, string | null>();
+/** The canonical spelling of an IANA time zone ("europe/paris" → "Europe/Paris"), or null. */
+function canonicalTimeZone(value: string): string | null {
   let known = timeZones.get(value);
   if (known === undefined) {
     try {
-      new Intl.DateTimeFormat('en-US', { timeZone: value });
-      known = value.length > 0;
+      known = value.length > 0 ? new Intl.DateTimeFormat('en-US', { timeZone: value }).resolvedOptions().timeZone : null;
     } catch {
-      known = false;
+      known = null;
     }
     if (timeZones.size < 10_000) timeZones.set(value, known);
   }
   return known;
 }
+
+/** ISO 3166-1 user-assigned codes: not countries, whatever a display-name table says. */
+const USER_ASSIGNED_REGION = /^(AA|Q[M-Z]|X[A-JL-Z]|ZZ)$/;
 
 const regionNames = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
 
@@ -80,7 +83,7 @@ export const NATIVE_ATTRIBUTES: readonly NativeAttribute[] = [
     field: 'region',
     check: (value) => {
       const upper = value.toUpperCase();
-      return /^[A-Z]{2}$/.test(upper) && regionNames.of(upper) !== undefined
+      return /^[A-Z]{2}$/.test(upper) && !USER_ASSIGNED_REGION.test(upper) && regionNames.of(upper) !== undefined
         ? { ok: true, value: upper }
         : { ok: false, code: 'INVALID_REGION', message: 'must be an ISO 3166-1 alpha-2 country code like "FR"' };
     },
@@ -88,10 +91,12 @@ export const NATIVE_ATTRIBUTES: readonly NativeAttribute[] = [
   {
     name: '$timezone',
     field: 'timezone',
-    check: (value) =>
-      isTimeZone(value)
-        ? { ok: true, value }
-        : { ok: false, code: 'INVALID_TIMEZONE', message: 'must be an IANA time zone like "Europe/Paris"' },
+    check: (value) => {
+      const zone = canonicalTimeZone(value);
+      return zone
+        ? { ok: true, value: zone }
+        : { ok: false, code: 'INVALID_TIMEZONE', message: 'must be an IANA time zone like "Europe/Paris"' };
+    },
   },
 ];
 

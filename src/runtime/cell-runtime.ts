@@ -4,7 +4,7 @@ import type { CellRecord } from '../control/control-store.ts';
 import type { Clock } from '../core/clock.ts';
 import { coerceError, HeraldError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { GroupCommitter } from '../ingest/group-commit.ts';
+import { AppendFailedError, GroupCommitter } from '../ingest/group-commit.ts';
 import type { AppendOutcome, AppendRequest, LogAppender } from '../ingest/ingest-log.ts';
 import type { CellStore } from '../storage/cell-store.ts';
 import { backendFor, openLog, openStore } from '../storage/backends.ts';
@@ -27,6 +27,8 @@ interface Deps {
 }
 
 const RETRY_AFTER_SECONDS = 2;
+/** How long a COMMIT already under way may still take before the API answers APPEND_UNCONFIRMED. */
+const COMMIT_GRACE_MS = 5_000;
 
 /**
  * Everything one process runs for one cell: the log appender behind a group committer (on a
@@ -41,7 +43,10 @@ export class CellRuntime {
   #applier: Worker | undefined;
   #readStore: Promise<CellStore> | undefined;
   #headSeq = 0;
-  #logError: string | null = null;
+  /** Records of appends under way, counted against the backlog limit before they commit. */
+  #reserved = 0;
+  /** Why the log last failed; 'starting' until the log first answered. */
+  #logError: string | null = 'starting';
   #applierStatus: ApplierStatus;
   readonly #waiters = new Set<{ seq: number; resolve: (ok: boolean) => void }>();
   #stopping = false;
@@ -62,11 +67,15 @@ export class CellRuntime {
     this.#appender = backendFor(this.cell.logUrl).logCapabilities.blocking
       ? new ThreadedLogAppender({ logUrl: this.cell.logUrl, dataDir: config.dataDir }, `herald-log-${this.cell.id}`, logger)
       : new ReopeningLog(() => openLog(this.cell.logUrl, ctx));
-    this.#committer = new GroupCommitter(this.#appender, this.#deps.clock);
+    this.#committer = new GroupCommitter(this.#appender, this.#deps.clock, {
+      timeoutMs: config.appendTimeoutMs,
+      commitGraceMs: COMMIT_GRACE_MS,
+    });
     this.#startApplier();
     this.#appender.headSeq().then(
       (head) => {
         this.#headSeq = Math.max(this.#headSeq, head);
+        if (this.#logError === 'starting') this.#logError = null;
       },
       (error: unknown) => {
         this.#logError = coerceError(error).message;
@@ -125,24 +134,22 @@ export class CellRuntime {
   }
 
   /**
-   * Appends durably or throws: 503 LOG_FULL past the backlog limit, 503 LOG_UNAVAILABLE when the
-   * log fails or does not answer in time. Never resolves before the append is on disk (I1).
+   * Appends durably or throws: 503 LOG_FULL when the unapplied backlog would pass its limit,
+   * 503 LOG_UNAVAILABLE when nothing was appended (the log failed or was too slow), 503
+   * APPEND_UNCONFIRMED when a COMMIT was under way and its outcome is unknown. Never resolves
+   * before the append is on disk (I1).
    */
   async append(request: AppendRequest): Promise<AppendOutcome> {
     const committer = this.#committer;
     if (!committer || this.#stopping) throw new HeraldError('SHUTTING_DOWN', { retryAfterSeconds: RETRY_AFTER_SECONDS });
-    if (this.#headSeq - this.appliedSeq > this.#deps.config.logMaxPendingRecords) {
+    const records = request.payloads.length;
+    // Reserve room synchronously, so concurrent requests cannot all slip under the limit.
+    if (this.#headSeq - this.appliedSeq + this.#reserved + records > this.#deps.config.logMaxPendingRecords) {
       throw new HeraldError('LOG_FULL', { retryAfterSeconds: 5 });
     }
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new HeraldError('LOG_UNAVAILABLE', { retryAfterSeconds: RETRY_AFTER_SECONDS })),
-        this.#deps.config.appendTimeoutMs,
-      );
-    });
+    this.#reserved += records;
     try {
-      const outcome = await Promise.race([committer.append(request), timeout]);
+      const outcome = await committer.append(request);
       this.#logError = null;
       if (outcome.kind === 'appended') {
         this.#headSeq = Math.max(this.#headSeq, outcome.lastSeq);
@@ -150,13 +157,16 @@ export class CellRuntime {
       }
       return outcome;
     } catch (error) {
-      if (error instanceof HeraldError) throw error;
-      const e = coerceError(error);
-      this.#logError = e.message;
-      this.#deps.logger.error({ cell: this.cell.id, err: e.message }, 'ingest log append failed');
-      throw new HeraldError('LOG_UNAVAILABLE', { retryAfterSeconds: RETRY_AFTER_SECONDS, cause: e });
+      const e = error instanceof AppendFailedError ? error : new AppendFailedError('not_accepted', coerceError(error).message);
+      const cause = e.cause instanceof Error ? e.cause.message : e.message;
+      this.#logError = cause;
+      this.#deps.logger.error({ cell: this.cell.id, err: cause, outcome: e.failure }, 'ingest log append failed');
+      throw new HeraldError(e.failure === 'unconfirmed' ? 'APPEND_UNCONFIRMED' : 'LOG_UNAVAILABLE', {
+        retryAfterSeconds: RETRY_AFTER_SECONDS,
+        cause: e,
+      });
     } finally {
-      clearTimeout(timer);
+      this.#reserved -= records;
     }
   }
 

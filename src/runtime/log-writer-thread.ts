@@ -12,7 +12,7 @@ interface Data {
   dataDir: string;
 }
 
-type Request = { id: number; op: 'append'; requests: AppendRequest[]; nowMs: number } | { id: number; op: 'head' };
+type Request = { id: number; op: 'append'; requests: AppendRequest[]; nowMs: number; deadlineMs?: number } | { id: number; op: 'head' };
 
 const { logUrl, dataDir } = workerData as Data;
 const port = parentPort!;
@@ -21,7 +21,7 @@ let log: IngestLog | undefined;
 async function handle(message: Request): Promise<unknown> {
   log ??= await openLog(logUrl, { dataDir, create: true });
   if (message.op === 'head') return log.headSeq();
-  return log.append(message.requests, message.nowMs);
+  return log.append(message.requests, message.nowMs, message.deadlineMs);
 }
 
 port.on('message', (message: Request | { op: 'close' }) => {
@@ -32,9 +32,11 @@ port.on('message', (message: Request | { op: 'close' }) => {
   handle(message).then(
     (result) => port.postMessage({ id: message.id, ok: true, result }),
     (error: unknown) => {
-      // A log that failed to open or write is reopened on the next request.
-      void log?.close().catch(() => undefined);
-      log = undefined;
+      // A log that failed to open or write is reopened on the next request (not after a deadline).
+      if ((error as { code?: unknown }).code !== 'APPEND_DEADLINE') {
+        void log?.close().catch(() => undefined);
+        log = undefined;
+      }
       port.postMessage({ id: message.id, ok: false, error: toWire(error) });
     },
   );

@@ -4,6 +4,7 @@ import { ControlStore } from '../control/control-store.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { backendFor } from '../storage/backends.ts';
+import { HeraldError } from '../core/errors.ts';
 
 /** The control plane lives in the PostgreSQL database of HERALD_DATABASE_URL, or in control.db. */
 export function controlUrl(config: HeraldConfig): string {
@@ -11,10 +12,27 @@ export function controlUrl(config: HeraldConfig): string {
 }
 
 /** Opens (creating and migrating as needed) the control plane that `config` points at. */
-export async function openControlPlane(config: HeraldConfig, deps: { clock: Clock; logger: Logger }): Promise<ControlPlane> {
+export async function openControlPlane(
+  config: HeraldConfig,
+  deps: { clock: Clock; logger: Logger },
+  options: { create?: boolean } = {},
+): Promise<ControlPlane> {
   const url = controlUrl(config);
   const backend = backendFor(url);
-  const { db, migrationLock } = await backend.openControl(url, { dataDir: config.dataDir, create: true });
+  const create = options.create ?? true;
+  let opened;
+  try {
+    opened = await backend.openControl(url, { dataDir: config.dataDir, create });
+  } catch (error) {
+    if (!create) {
+      throw new HeraldError('CONFIG_INVALID', {
+        message: `No Herald data at ${config.databaseUrl ? backend.redact(url) : config.dataDir}. Run \`herald start\` first, or pass the right --data-dir / --database-url.`,
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  const { db, migrationLock } = opened;
   const store = new ControlStore(db, migrationLock);
   try {
     return await ControlPlane.open({ store, url, cellUrls: (cellId) => backend.cellUrls(url, cellId), ...deps });

@@ -18,8 +18,8 @@ export class ThreadedLogAppender implements LogAppender {
     private readonly logger: Logger,
   ) {}
 
-  append(requests: readonly AppendRequest[], nowMs: number): Promise<AppendOutcome[]> {
-    return this.#call({ op: 'append', requests, nowMs }) as Promise<AppendOutcome[]>;
+  append(requests: readonly AppendRequest[], nowMs: number, deadlineMs?: number): Promise<AppendOutcome[]> {
+    return this.#call({ op: 'append', requests, nowMs, deadlineMs }) as Promise<AppendOutcome[]>;
   }
 
   headSeq(): Promise<number> {
@@ -62,7 +62,8 @@ export class ThreadedLogAppender implements LogAppender {
       this.#worker = undefined;
       for (const [id, call] of this.#calls) {
         this.#calls.delete(id);
-        call.reject(Object.assign(new Error('log writer thread exited'), { code: 'LOG_THREAD_EXITED' }));
+        // It may have died after COMMIT and before answering: the outcome is unknown.
+        call.reject(Object.assign(new Error('log writer thread exited'), { code: 'LOG_THREAD_EXITED', maybeCommitted: true }));
       }
     });
     this.#worker = worker;

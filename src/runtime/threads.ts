@@ -12,17 +12,19 @@ export interface WireError {
   message: string;
   code?: string | undefined;
   name?: string | undefined;
+  maybeCommitted?: boolean | undefined;
 }
 
 export function toWire(error: unknown): WireError {
-  const e = error as { message?: unknown; code?: unknown; name?: unknown } | null;
+  const e = error as { message?: unknown; code?: unknown; name?: unknown; maybeCommitted?: unknown } | null;
   return {
     message: typeof e?.message === 'string' ? e.message : String(error),
     code: typeof e?.code === 'string' ? e.code : undefined,
     name: typeof e?.name === 'string' ? e.name : undefined,
+    maybeCommitted: e?.maybeCommitted === true,
   };
 }
 
 export function fromWire(wire: WireError): Error {
-  return Object.assign(new Error(wire.message), { code: wire.code, name: wire.name ?? 'Error' });
+  return Object.assign(new Error(wire.message), { code: wire.code, name: wire.name ?? 'Error', maybeCommitted: wire.maybeCommitted });
 }

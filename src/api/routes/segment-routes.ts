@@ -3,7 +3,8 @@ import { Type } from 'typebox';
 import { HeraldError } from '../../core/errors.ts';
 import { ErrorBody } from '../../ingest/ingest-schemas.ts';
 import { validateProfileUpdates } from '../../ingest/request-validation.ts';
-import { mapSegmentMessages } from '../../ingest/segment-mapping.ts';
+import { mapSegmentMessages, segmentPath } from '../../ingest/segment-mapping.ts';
+import type { IngestRecord } from '../../ingest/records.ts';
 import type { ApiDeps } from '../api-deps.ts';
 import { principalOf, requireKey } from '../auth.ts';
 import { appendRecords } from '../ingest-submit.ts';
@@ -23,6 +24,14 @@ const SegmentOk = Type.Object({
  * with the project's secret key as its write key.
  */
 export function registerSegmentRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  // Browser Segment libraries send JSON as text/plain (to avoid CORS preflights); accept it here only.
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new HeraldError('MALFORMED_JSON'), undefined);
+    }
+  });
   const secret = requireKey(deps.control, deps.limiter, 'secret');
   const schema = (summary: string, body: unknown): FastifySchema => ({
     tags: ['segment'],
@@ -35,21 +44,28 @@ export function registerSegmentRoutes(app: FastifyInstance, deps: ApiDeps): void
   const handle = async (request: FastifyRequest, reply: FastifyReply, messages: unknown[]) => {
     const principal = principalOf(request);
     const mapped = mapSegmentMessages(messages);
-    if (mapped.items.length === 0) return reply.send({ success: true, accepted: 0, ignored: mapped.ignored, ingest_id: null });
-    let records;
+    const details = [...mapped.problems];
+    let records: IngestRecord[] = [];
     try {
       records = validateProfileUpdates(
         mapped.items.map((m) => m.item),
         principal.project.id,
         deps.clock.now(),
+        { allowEmpty: true },
       );
     } catch (error) {
-      // Report problems against the caller's message indexes, not our filtered list's.
-      if (error instanceof HeraldError && error.details) {
-        for (const d of error.details) if (d.index !== undefined) d.index = mapped.items[d.index]?.index ?? d.index;
+      if (!(error instanceof HeraldError) || !error.details) throw error;
+      // Report problems against the caller's message indexes and fields, not our mapped items'.
+      for (const d of error.details) {
+        const source = d.index === undefined ? undefined : mapped.items[d.index];
+        details.push(source ? { ...d, index: source.index, path: segmentPath(source.call, d.path) } : d);
       }
-      throw error;
     }
+    if (details.length > 0) {
+      details.sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
+      throw new HeraldError('VALIDATION_FAILED', { details });
+    }
+    if (records.length === 0) return reply.send({ success: true, accepted: 0, ignored: mapped.ignored, ingest_id: null });
     const result = await appendRecords(deps.cells, request, records);
     if (result.replayed) reply.header('idempotent-replayed', 'true');
     return reply.send({ success: true, accepted: result.accepted, ignored: mapped.ignored, ingest_id: result.ingestId });

@@ -27,7 +27,7 @@ export function registerMigrateCommand(program: Command): void {
             await log.close();
           }
         }
-      });
+      }, { create: true });
     }),
   );
 }

@@ -33,7 +33,7 @@ export function registerProjectCommands(program: Command): void {
             '',
           ].join('\n'),
         );
-      });
+      }, { create: true });
     }),
   );
 

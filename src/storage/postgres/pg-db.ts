@@ -16,6 +16,8 @@ export interface PgOpenOptions {
   max?: number;
   connectionTimeoutMs?: number;
   applicationName?: string;
+  /** Client-side limit on each query, so a stalled network fails instead of hanging. */
+  queryTimeoutMs?: number;
 }
 
 export function createPgPool(url: string, options: PgOpenOptions = {}): pg.Pool {
@@ -25,6 +27,7 @@ export function createPgPool(url: string, options: PgOpenOptions = {}): pg.Pool 
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 3000,
     idleTimeoutMillis: 30_000,
     application_name: options.applicationName ?? 'herald',
+    ...(options.queryTimeoutMs ? { query_timeout: options.queryTimeoutMs } : {}),
     types,
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
@@ -90,13 +93,23 @@ export class PgDb extends PgExecutor implements SqlDb {
     try {
       await client.query('BEGIN');
       const result = await fn(new PgTx(client));
-      await client.query('COMMIT');
+      try {
+        await client.query('COMMIT');
+      } catch (error) {
+        // A connection lost during COMMIT leaves the outcome unknown; any other failure rolled back.
+        broken = isPgUnavailable(error);
+        throw Object.assign(error as Error, { maybeCommitted: broken });
+      }
       return result;
     } catch (error) {
-      try {
-        await client.query('ROLLBACK');
-      } catch {
-        broken = true;
+      // A dead or stalled connection cannot roll back; dropping it aborts the transaction server-side.
+      if (!broken && isPgUnavailable(error)) broken = true;
+      if (!broken) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
       }
       throw error;
     } finally {
@@ -127,7 +140,7 @@ export function isPgUnavailable(error: unknown): boolean {
   if (/^(08|53|57)/.test(code)) return true;
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
   const message = typeof e?.message === 'string' ? e.message : '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
+  return /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout/i.test(
     message,
   );
 }
@@ -143,8 +156,9 @@ export async function ensurePgDatabase(adminUrl: string, database: string): Prom
       try {
         await client.query(`CREATE DATABASE ${database}`);
       } catch (error) {
-        // 42P04: another process created it first.
-        if ((error as { code?: string }).code !== '42P04') throw error;
+        // Another process created it first: 42P04, or 23505 when both raced inside the catalog.
+        const code = (error as { code?: string }).code;
+        if (code !== '42P04' && code !== '23505') throw error;
       }
     }
   } finally {

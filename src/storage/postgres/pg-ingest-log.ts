@@ -6,7 +6,7 @@ import type {
   LogEntry,
   LogStats,
 } from '../../ingest/ingest-log.ts';
-import { IDEMPOTENCY_TTL_MS } from '../../ingest/ingest-log.ts';
+import { checkDeadline, IDEMPOTENCY_TTL_MS } from '../../ingest/ingest-log.ts';
 import type { Migration, MigrationResult } from '../migrations.ts';
 import { runMigrations } from '../migrations.ts';
 import type { PgTx } from './pg-db.ts';
@@ -46,7 +46,7 @@ export class PgIngestLog implements IngestLog {
   private constructor(private readonly db: PgDb) {}
 
   static async open(url: string): Promise<PgIngestLog> {
-    const log = new PgIngestLog(openPgDb(url, { max: 4, applicationName: 'herald-log' }));
+    const log = new PgIngestLog(openPgDb(url, { max: 4, applicationName: 'herald-log', queryTimeoutMs: 5_000 }));
     try {
       await log.migrate();
       await log.logId();
@@ -69,7 +69,8 @@ export class PgIngestLog implements IngestLog {
     return this.#logId;
   }
 
-  append(requests: readonly AppendRequest[], nowMs: number): Promise<AppendOutcome[]> {
+  append(requests: readonly AppendRequest[], nowMs: number, deadlineMs?: number): Promise<AppendOutcome[]> {
+    checkDeadline(deadlineMs);
     return this.db.transaction(async (tx) => {
       const head = await tx.queryNative<{ next_seq: number }>('SELECT next_seq FROM log_head WHERE id = 1 FOR UPDATE', []);
       let next = head[0]!.next_seq;
@@ -115,6 +116,7 @@ export class PgIngestLog implements IngestLog {
         );
         await tx.queryNative('UPDATE log_head SET next_seq = $1 WHERE id = 1', [next]);
       }
+      checkDeadline(deadlineMs); // throwing here rolls the transaction back
       return outcomes;
     });
   }

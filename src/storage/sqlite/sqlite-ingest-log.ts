@@ -7,7 +7,7 @@ import type {
   LogEntry,
   LogStats,
 } from '../../ingest/ingest-log.ts';
-import { IDEMPOTENCY_TTL_MS } from '../../ingest/ingest-log.ts';
+import { checkDeadline, IDEMPOTENCY_TTL_MS } from '../../ingest/ingest-log.ts';
 import type { Migration, MigrationResult } from '../migrations.ts';
 import { runMigrations } from '../migrations.ts';
 import { isSqliteUnavailable, openSqlite, SqliteDb, type SqliteDatabase } from './sqlite-db.ts';
@@ -40,7 +40,7 @@ export class SqliteIngestLog implements IngestLog {
   readonly #insert: Database.Statement;
   readonly #findKey: Database.Statement;
   readonly #putKey: Database.Statement;
-  readonly #appendMany: (requests: readonly AppendRequest[], nowMs: number) => AppendOutcome[];
+  readonly #appendMany: (requests: readonly AppendRequest[], nowMs: number, deadlineMs: number | undefined) => AppendOutcome[];
   #logId: string | undefined;
 
   private constructor(db: SqliteDatabase) {
@@ -54,9 +54,11 @@ export class SqliteIngestLog implements IngestLog {
        ON CONFLICT (project_id, key) DO UPDATE SET request_hash = excluded.request_hash, last_seq = excluded.last_seq,
          meta = excluded.meta, created_at = excluded.created_at`,
     );
-    this.#appendMany = db.transaction((requests: readonly AppendRequest[], nowMs: number) =>
-      requests.map((request) => this.#appendOne(request, nowMs)),
-    );
+    this.#appendMany = db.transaction((requests: readonly AppendRequest[], nowMs: number, deadlineMs: number | undefined) => {
+      const outcomes = requests.map((request) => this.#appendOne(request, nowMs));
+      checkDeadline(deadlineMs); // throwing here rolls the transaction back
+      return outcomes;
+    });
   }
 
   static async open(file: string, options: { create?: boolean } = {}): Promise<SqliteIngestLog> {
@@ -105,8 +107,9 @@ export class SqliteIngestLog implements IngestLog {
     return { kind: 'appended', firstSeq: first, lastSeq: last };
   }
 
-  async append(requests: readonly AppendRequest[], nowMs: number): Promise<AppendOutcome[]> {
-    return this.#appendMany(requests, nowMs);
+  async append(requests: readonly AppendRequest[], nowMs: number, deadlineMs?: number): Promise<AppendOutcome[]> {
+    checkDeadline(deadlineMs);
+    return this.#appendMany(requests, nowMs, deadlineMs);
   }
 
   read(afterSeq: number, limit: number): Promise<LogEntry[]> {
