@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { HeraldConfig } from './config/config.ts';
@@ -31,7 +30,6 @@ export interface AppOptions {
 export async function createApp(config: HeraldConfig, options: AppOptions = {}): Promise<HeraldApp> {
   const clock = options.clock ?? systemClock;
   const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'headers.authorization'] });
-  fs.mkdirSync(config.dataDir, { recursive: true });
   const control = await openControlPlane(config, { clock, logger: logger });
   let cells: CellRuntimes | undefined;
   try {

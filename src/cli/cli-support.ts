@@ -79,6 +79,10 @@ function describe(error: Error): string {
   if (code === 'ECONNREFUSED') return `cannot connect to the database (${error.message})`;
   if (code === 'EADDRINUSE') return `${error.message}; is another Herald running? Choose another port with --port.`;
   if (code === 'SQLITE_CANTOPEN') return `cannot open a SQLite file: ${error.message}`;
+  const file = (error as { path?: unknown }).path;
+  if ((code === 'ENOENT' || code === 'EACCES' || code === 'EROFS') && typeof file === 'string') {
+    return `cannot create or open ${file} (${code}); check --data-dir`;
+  }
   return error.message;
 }
 

@@ -1,6 +1,6 @@
 import type { ApplyTx, BatchEffects, CatalogEntry } from '../storage/cell-store.ts';
 import { emptyEffects } from '../storage/cell-store.ts';
-import { inferAttributeType } from '../profiles/attribute-validation.ts';
+import { inferAttributeType } from '../profiles/attribute-types.ts';
 import type {
   EventWrite,
   InstallationKey,

@@ -1,6 +1,7 @@
 import type { ErrorDetail } from '../core/errors.ts';
 import { HeraldError } from '../core/errors.ts';
 import type { Problem } from '../profiles/attribute-validation.ts';
+import { ISO_DATETIME } from '../profiles/attribute-types.ts';
 import { checkNoNul, isRealDateTime, pointer, validateAttributes, validateEventAttributes } from '../profiles/attribute-validation.ts';
 import type { EventRecord, InstallationRecord, ProfileUpdateRecord } from './records.ts';
 import { compileShape } from './shape-check.ts';
@@ -14,7 +15,6 @@ const installationShape = compileShape(InstallationBody);
 
  
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
-const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
 function fail(details: ErrorDetail[]): never {
   throw new HeraldError('VALIDATION_FAILED', { details });

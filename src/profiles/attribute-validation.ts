@@ -1,6 +1,9 @@
-import type { AttributePatch, AttributePatchValue, AttributeType, NativeField } from './profile-model.ts';
+import type { AttributePatch, AttributePatchValue, NativeField } from './profile-model.ts';
 import { MAX_ARRAY_ITEMS } from './profile-model.ts';
 import { NATIVE_BY_NAME } from './native-attributes.ts';
+import { ISO_DATE, ISO_DATETIME } from './attribute-types.ts';
+
+export { inferAttributeType } from './attribute-types.ts';
 
 export const MAX_ATTRIBUTES = 100;
 export const MAX_STRING_LENGTH = 2048;
@@ -14,23 +17,9 @@ export interface Problem {
   message: string;
 }
 
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
-const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
-const HTTP_URL = /^https?:\/\/[^\s]+$/;
-
 /** JSON pointer escaping (RFC 6901). */
 export function pointer(base: string, key: string | number): string {
   return `${base}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;
-}
-
-/** The type targeting sees for a stored value: ISO dates and http(s) URLs are typed strings. */
-export function inferAttributeType(value: string | number | boolean | string[]): AttributeType {
-  if (Array.isArray(value)) return 'array';
-  if (typeof value === 'number') return 'number';
-  if (typeof value === 'boolean') return 'boolean';
-  if (ISO_DATE.test(value) || ISO_DATETIME.test(value)) return 'date';
-  if (HTTP_URL.test(value)) return 'url';
-  return 'string';
 }
 
 /** True when the YYYY-MM-DD prefix and any hh:mm[:ss] name a real calendar time (V8 rolls 02-30 over to March). */

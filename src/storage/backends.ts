@@ -2,12 +2,17 @@ import path from 'node:path';
 import type { IngestLog, LogCapabilities } from '../ingest/ingest-log.ts';
 import type { CellStore } from './cell-store.ts';
 import type { SqlDb } from './sql.ts';
-import { SqliteCellStore } from './sqlite/sqlite-cell-store.ts';
-import { SqliteIngestLog } from './sqlite/sqlite-ingest-log.ts';
-import { openSqliteDb } from './sqlite/sqlite-db.ts';
-import { PgCellStore } from './postgres/pg-cell-store.ts';
-import { PgIngestLog, PG_MIGRATION_LOCK } from './postgres/pg-ingest-log.ts';
-import { databaseName, ensurePgDatabase, openPgDb, withDatabase } from './postgres/pg-db.ts';
+// Backend modules load on first use: a SQLite-only process never loads pg, and the reverse.
+const sqlite = {
+  store: () => import('./sqlite/sqlite-cell-store.ts'),
+  log: () => import('./sqlite/sqlite-ingest-log.ts'),
+  db: () => import('./sqlite/sqlite-db.ts'),
+};
+const postgres = {
+  store: () => import('./postgres/pg-cell-store.ts'),
+  log: () => import('./postgres/pg-ingest-log.ts'),
+  db: () => import('./postgres/pg-db.ts'),
+};
 
 export interface BackendContext {
   /** Relative SQLite paths resolve against the data directory. */
@@ -46,16 +51,31 @@ const sqliteBackend: StorageBackend = {
   label: 'SQLite',
   schemes: ['sqlite:'],
   logCapabilities: { blocking: true },
-  openStore: (url, ctx) => SqliteCellStore.open(sqliteFile(url, ctx.dataDir), { create: ctx.create }),
-  openLog: (url, ctx) => SqliteIngestLog.open(sqliteFile(url, ctx.dataDir), { create: ctx.create }),
-  openControl: (url, ctx) =>
-    Promise.resolve({ db: openSqliteDb(sqliteFile(url, ctx.dataDir), { create: ctx.create }), migrationLock: undefined }),
+  openStore: async (url, ctx) => (await sqlite.store()).SqliteCellStore.open(sqliteFile(url, ctx.dataDir), { create: ctx.create }),
+  openLog: async (url, ctx) => (await sqlite.log()).SqliteIngestLog.open(sqliteFile(url, ctx.dataDir), { create: ctx.create }),
+  openControl: async (url, ctx) => ({
+    db: (await sqlite.db()).openSqliteDb(sqliteFile(url, ctx.dataDir), { create: ctx.create }),
+    migrationLock: undefined,
+  }),
   cellUrls: (_controlUrl, cellId) => ({ storeUrl: `sqlite:cells/${cellId}/store.db`, logUrl: `sqlite:cells/${cellId}/log.db` }),
   redact: (url) => url,
 };
 
 async function ensureDatabase(url: string, ctx: BackendContext): Promise<void> {
-  if (ctx.create) await ensurePgDatabase(withDatabase(url, 'postgres'), databaseName(url));
+  if (!ctx.create) return;
+  const { ensurePgDatabase } = await postgres.db();
+  await ensurePgDatabase(withDatabase(url, 'postgres'), databaseName(url));
+}
+
+/** The URL of another database on the same server. */
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+function databaseName(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.slice(1));
 }
 
 const postgresBackend: StorageBackend = {
@@ -64,14 +84,15 @@ const postgresBackend: StorageBackend = {
   logCapabilities: { blocking: false },
   async openStore(url, ctx) {
     await ensureDatabase(url, ctx);
-    return PgCellStore.open(url);
+    return (await postgres.store()).PgCellStore.open(url);
   },
   async openLog(url, ctx) {
     await ensureDatabase(url, ctx);
-    return PgIngestLog.open(url);
+    return (await postgres.log()).PgIngestLog.open(url);
   },
   async openControl(url, ctx) {
     await ensureDatabase(url, ctx);
+    const [{ openPgDb }, { PG_MIGRATION_LOCK }] = await Promise.all([postgres.db(), postgres.log()]);
     return { db: openPgDb(url, { max: 4, applicationName: 'herald-control' }), migrationLock: PG_MIGRATION_LOCK };
   },
   cellUrls(controlUrl, cellId) {

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { createApp } from '../../app.ts';
 import { backendFor } from '../../storage/backends.ts';
 import { HERALD_VERSION } from '../../version.ts';
 import { action, addCommonOptions, configFrom, type CommonOptions } from '../cli-support.ts';
@@ -21,6 +20,8 @@ export function registerStartCommand(program: Command): void {
   ).action(
     action(async (options: StartOptions) => {
       const config = configFrom(options);
+      // Loaded on demand: the other commands need none of the HTTP stack.
+      const { createApp } = await import('../../app.ts');
       const app = await createApp(config, { createDemo: true });
       const storage = config.databaseUrl ? `${backendFor(config.databaseUrl).label} ${backendFor(config.databaseUrl).redact(config.databaseUrl)}` : `SQLite in ${config.dataDir}`;
       const out: string[] = [

@@ -165,14 +165,3 @@ export async function ensurePgDatabase(adminUrl: string, database: string): Prom
     await client.end();
   }
 }
-
-/** The URL of another database on the same server. */
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-export function databaseName(url: string): string {
-  return decodeURIComponent(new URL(url).pathname.slice(1));
-}

@@ -17,7 +17,7 @@ export interface SqliteOpenOptions {
  * committed transaction survives power loss, not only a process crash (I1).
  */
 export function openSqlite(file: string, options: SqliteOpenOptions = {}): SqliteDatabase {
-  if (options.create) fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (options.create) ensureDir(path.dirname(file));
   else if (file !== ':memory:' && !fs.existsSync(file)) {
     throw Object.assign(new Error(`SQLite file ${file} does not exist`), { code: 'SQLITE_CANTOPEN' });
   }
@@ -127,4 +127,27 @@ const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|CORRUPT|NOTADB|FU
 export function isSqliteUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && UNAVAILABLE_CODES.test(code);
+}
+
+/**
+ * mkdir -p without Node's recursive mkdir, which spins forever where the parent exists but
+ * refuses new entries (e.g. under /proc): each missing level is created on its own, and the first
+ * failure is thrown.
+ */
+export function ensureDir(dir: string): void {
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  while (!fs.existsSync(at)) {
+    missing.unshift(at);
+    const parent = path.dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  for (const level of missing) {
+    try {
+      fs.mkdirSync(level);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'EEXIST') throw error;
+    }
+  }
 }
