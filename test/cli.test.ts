@@ -357,8 +357,8 @@ describe('herald CLI against a running herald start (SQLite)', () => {
       const db = new Database(path.join(dataDir, 'cells', 'c1', 'log.db'));
       try {
         db.pragma('busy_timeout = 10000');
-        const insert = db.prepare('INSERT INTO log_entries (appended_at, payload) VALUES (?, ?)');
-        badSeqs = db.transaction(() => badPayloads.map((p) => Number(insert.run(Date.now(), p).lastInsertRowid)))();
+        const insert = db.prepare('INSERT INTO log_entries (appended_at, size, payload) VALUES (?, ?, ?)');
+        badSeqs = db.transaction(() => badPayloads.map((p) => Number(insert.run(Date.now(), p.length, p).lastInsertRowid)))();
       } finally {
         db.close();
       }

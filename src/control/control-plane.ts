@@ -130,12 +130,13 @@ export class ControlPlane {
   /** The project a key belongs to, or null for an unknown, malformed or revoked key. */
   async authenticate(rawKey: string): Promise<Principal | null> {
     if (!looksLikeApiKey(rawKey)) return null;
-    const hash = hashApiKey(rawKey);
-    let key = this.#keys.get(hash);
+    // Keyed by the presented key itself (in memory only, like the request that carried it), so a
+    // known key costs one map lookup and no hashing; dropped with every control-plane change.
+    let key = this.#keys.get(rawKey);
     if (key === undefined) {
-      key = await this.#store.findKeyByHash(hash);
-      if (key === null && this.#keys.size >= NEGATIVE_CACHE_LIMIT) this.#keys.clear();
-      this.#keys.set(hash, key);
+      key = await this.#store.findKeyByHash(hashApiKey(rawKey));
+      if (this.#keys.size >= NEGATIVE_CACHE_LIMIT) this.#keys.clear();
+      this.#keys.set(rawKey, key);
     }
     if (!key || key.revokedAt !== null) return null;
     let project = this.#projects.get(key.projectId);

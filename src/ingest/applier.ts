@@ -4,7 +4,7 @@ import type { Logger } from '../core/logger.ts';
 import type { ApplyStats, BatchEffects, CellStore } from '../storage/cell-store.ts';
 import { emptyEffects, OffsetConflictError } from '../storage/cell-store.ts';
 import type { IngestLog, LogEntry } from './ingest-log.ts';
-import { CatalogCache, planBatch, type PlannedRecord } from './apply-plan.ts';
+import { CatalogCache, planBatch, ProfileIdCache, type PlannedRecord } from './apply-plan.ts';
 import { decodeRecord } from './records.ts';
 
 /** The store cannot take work now; the runner backs off and probes (I3, I6). Nothing is counted against records. */
@@ -31,7 +31,11 @@ export interface ApplierOptions {
   logger: Logger;
   maxAttempts: number;
   batchSize: number;
+  /** Payload bytes per batch, so a backlog of large records cannot exhaust memory. */
+  batchBytes?: number;
 }
+
+export const DEFAULT_BATCH_BYTES = 16 * 1024 * 1024;
 
 export interface StepResult {
   /** Log records consumed (applied or quarantined). */
@@ -58,6 +62,7 @@ function projectOf(payload: string): string | null {
 export class Applier {
   readonly #o: ApplierOptions;
   readonly #catalog = new CatalogCache();
+  readonly #ids = new ProfileIdCache();
   readonly #attempts = new Map<number, number>();
   #logId = '';
   #appliedSeq = 0;
@@ -83,7 +88,11 @@ export class Applier {
 
   /** Applies at most one batch. Throws StoreUnavailableError or RecordFailedError for the runner to back off. */
   async step(): Promise<StepResult> {
-    const entries = await this.#o.log.read(this.#appliedSeq, this.#isolating() ? 1 : this.#o.batchSize);
+    const entries = await this.#o.log.read(
+      this.#appliedSeq,
+      this.#isolating() ? 1 : this.#o.batchSize,
+      this.#o.batchBytes ?? DEFAULT_BATCH_BYTES,
+    );
     if (entries.length === 0) return { consumed: 0, appliedSeq: this.#appliedSeq };
     try {
       const stats = await this.#apply(entries);
@@ -101,12 +110,21 @@ export class Applier {
   async #apply(entries: LogEntry[]): Promise<ApplyStats> {
     const from = this.#appliedSeq;
     const to = entries.at(-1)!.seq;
-    const stats = await this.#o.store.applyBatch(this.#logId, from, to, (tx) => {
-      const planned: PlannedRecord[] = entries.map((e) => ({ seq: e.seq, record: decodeRecord(e.payload) }));
-      return planBatch(tx, planned, this.#catalog);
-    });
-    this.#appliedSeq = to;
-    return stats;
+    let effects: BatchEffects | undefined;
+    try {
+      const stats = await this.#o.store.applyBatch(this.#logId, from, to, async (tx) => {
+        const planned: PlannedRecord[] = entries.map((e) => ({ seq: e.seq, record: decodeRecord(e.payload) }));
+        effects = await planBatch(tx, planned, { catalog: this.#catalog, ids: this.#ids });
+        return effects;
+      });
+      this.#appliedSeq = to;
+      if (effects) this.#ids.absorb(effects);
+      return stats;
+    } catch (error) {
+      // Another applier may have written, or this batch's plan was rolled back: trust nothing cached.
+      this.#ids.clear();
+      throw error;
+    }
   }
 
   async #onFailure(entries: LogEntry[], error: Error): Promise<StepResult> {

@@ -24,6 +24,9 @@ export interface PlannedRecord {
 
 interface ProfileSlot {
   key: ProfileKey;
+  keyString: string;
+  /** Some record needs the stored attributes (not only the id). */
+  full: boolean;
   /** Current state, or null when absent or erased by this batch. */
   state: ProfileState | null;
   touched: boolean;
@@ -47,44 +50,95 @@ export class CatalogCache {
 }
 
 /**
+ * Store ids of profiles known to exist, so that records which only add events (or link an
+ * installation) need no profile lookup. Safe because the applier is the only writer of profiles:
+ * it forgets a profile when it erases it, and the whole cache is dropped whenever another applier
+ * may have written (an offset conflict) or a batch failed. Bounded: forgetting costs one lookup.
+ */
+export class ProfileIdCache {
+  readonly #ids = new Map<string, number>();
+  constructor(private readonly limit = 500_000) {}
+  get(key: string): number | undefined {
+    return this.#ids.get(key);
+  }
+  set(key: string, id: number): void {
+    if (this.#ids.size >= this.limit && !this.#ids.has(key)) this.#ids.clear();
+    this.#ids.set(key, id);
+  }
+  forget(key: string): void {
+    this.#ids.delete(key);
+  }
+  clear(): void {
+    this.#ids.clear();
+  }
+  /** Remembers the ids of the profiles a committed batch wrote or referenced (the store filled in new ids). */
+  absorb(effects: BatchEffects): void {
+    for (const p of effects.profiles) if (p.id !== null) this.set(profileKeyString(p.projectId, p.customId), p.id);
+    for (const k of effects.knownProfiles) this.set(profileKeyString(k.projectId, k.customId), k.id);
+  }
+}
+
+export interface PlanContext {
+  catalog: CatalogCache;
+  ids?: ProfileIdCache;
+}
+
+/**
  * The applier's reducer: replays a batch of log records, in order, over the current state of the
  * profiles and installations they touch, and returns the effects for the store to write in the
  * same transaction that moves the log offset. Erasure in the middle of a batch discards what came
  * before it for that profile, as if the records had been applied one by one.
  */
-export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], catalog: CatalogCache): Promise<BatchEffects> {
-  const installKeys = uniqueKeys(
-    records.flatMap(({ record: r }) =>
-      r.kind === 'installation.upsert' ? [{ projectId: r.project_id, installId: r.install_id }] : [],
-    ),
-    (k: InstallationKey) => installationKeyString(k.projectId, k.installId),
-  );
-  const installs = await tx.loadInstallations(installKeys);
-  const profileKeys = uniqueKeys(
-    [
-      ...records.flatMap(({ record: r }) =>
-        r.kind === 'installation.upsert'
-          ? r.custom_id === undefined
-            ? []
-            : [{ projectId: r.project_id, customId: r.custom_id }]
-          : [{ projectId: r.project_id, customId: r.custom_id }],
-      ),
-      ...[...installs.values()].flatMap((i) => (i.customId === null ? [] : [{ projectId: i.projectId, customId: i.customId }])),
-    ],
-    (k: ProfileKey) => profileKeyString(k.projectId, k.customId),
-  );
-  const loaded = await tx.loadProfiles(profileKeys);
+export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], context: PlanContext | CatalogCache): Promise<BatchEffects> {
+  const { catalog, ids } = context instanceof CatalogCache ? { catalog: context, ids: undefined } : context;
+  // Installations first: their stored links name profiles this batch must know too.
+  const installKeys = new Map<string, InstallationKey>();
+  for (const { record: r } of records) {
+    if (r.kind !== 'installation.upsert') continue;
+    const k = installationKeyString(r.project_id, r.install_id);
+    if (!installKeys.has(k)) installKeys.set(k, { projectId: r.project_id, installId: r.install_id });
+  }
+  const installs = installKeys.size > 0 ? await tx.loadInstallations([...installKeys.values()]) : new Map<string, InstallationState>();
+
+  // One slot per profile; `full` when some record needs its stored attributes, not only its id.
+  const slots = new Map<string, ProfileSlot>();
+  const recordSlots: (ProfileSlot | undefined)[] = [];
+  const slotFor = (projectId: string, customId: string, full: boolean): ProfileSlot => {
+    const k = profileKeyString(projectId, customId);
+    let slot = slots.get(k);
+    if (!slot) {
+      slot = { key: { projectId, customId }, keyString: k, state: null, touched: false, events: [], full };
+      slots.set(k, slot);
+    } else if (full) slot.full = true;
+    return slot;
+  };
+  for (const { record: r } of records) {
+    if (r.kind === 'installation.upsert') {
+      recordSlots.push(r.custom_id === undefined ? undefined : slotFor(r.project_id, r.custom_id, false));
+    } else {
+      recordSlots.push(slotFor(r.project_id, r.custom_id, r.kind === 'profile.delete' || r.attributes !== undefined));
+    }
+  }
+  for (const i of installs.values()) if (i.customId !== null) slotFor(i.projectId, i.customId, false);
+
+  const toLoad: ProfileKey[] = [];
+  for (const slot of slots.values()) {
+    const cachedId = slot.full ? undefined : ids?.get(slot.keyString);
+    if (cachedId === undefined) toLoad.push(slot.key);
+    else {
+      slot.state = newProfile(slot.key, 0); // id only: an untouched slot is never rewritten
+      slot.state.id = cachedId;
+    }
+  }
+  const loaded = toLoad.length > 0 ? await tx.loadProfiles(toLoad) : new Map<string, ProfileState>();
+  for (const key of toLoad) {
+    const k = profileKeyString(key.projectId, key.customId);
+    slots.get(k)!.state = loaded.get(k) ?? null;
+  }
 
   const effects = emptyEffects();
-  const slots = new Map<string, ProfileSlot>();
-  for (const key of profileKeys) {
-    const k = profileKeyString(key.projectId, key.customId);
-    const state = loaded.get(k);
-    slots.set(k, { key, state: state ?? null, touched: false, events: [] });
-  }
   const loadedInstalls = new Set(installs.keys());
   const touchedInstalls = new Set<string>();
-  const slot = (projectId: string, customId: string): ProfileSlot => slots.get(profileKeyString(projectId, customId))!;
   const ensure = (s: ProfileSlot, nowMs: number): ProfileState => {
     if (!s.state) {
       s.state = newProfile(s.key, nowMs);
@@ -93,17 +147,18 @@ export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], 
     return s.state;
   };
 
-  for (const { record } of records) {
+  records.forEach(({ record }, i) => {
+    const s = recordSlots[i];
     switch (record.kind) {
       case 'profile.update':
-        applyUpdate(slot(record.project_id, record.custom_id), record, ensure, effects.catalog, catalog);
+        applyUpdate(s!, record, ensure, effects.catalog, catalog);
         break;
       case 'profile.delete': {
-        const s = slot(record.project_id, record.custom_id);
-        if (s.state?.id != null) effects.deletedProfileIds.push(s.state.id);
-        s.state = null;
-        s.touched = false;
-        s.events = [];
+        if (s!.state?.id != null) effects.deletedProfileIds.push(s!.state.id);
+        ids?.forget(s!.keyString);
+        s!.state = null;
+        s!.touched = false;
+        s!.events = [];
         for (const [ik, install] of installs) {
           if (install.projectId !== record.project_id || install.customId !== record.custom_id) continue;
           installs.delete(ik);
@@ -115,18 +170,18 @@ export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], 
       case 'installation.upsert': {
         const ik = installationKeyString(record.project_id, record.install_id);
         const next = applyInstallation(installs.get(ik), record);
-        if (next.customId !== null) ensure(slot(next.projectId, next.customId), record.received_at);
+        if (next.customId !== null) ensure(slotFor(next.projectId, next.customId, false), record.received_at);
         installs.set(ik, next);
         touchedInstalls.add(ik);
         break;
       }
     }
-  }
+  });
 
   for (const s of slots.values()) {
     if (s.state && s.touched) effects.profiles.push(s.state);
-    else if (s.state?.id != null) effects.knownProfiles.push({ ...s.key, id: s.state.id });
-    effects.events.push(...s.events);
+    else if (s.state?.id != null) effects.knownProfiles.push({ projectId: s.key.projectId, customId: s.key.customId, id: s.state.id });
+    for (const e of s.events) effects.events.push(e);
   }
   for (const ik of touchedInstalls) effects.installations.push(installs.get(ik)!);
   return effects;
@@ -140,8 +195,9 @@ function applyUpdate(
   catalog: CatalogCache,
 ): void {
   const profile = ensure(s, record.received_at);
-  s.touched = true;
   if (record.attributes) {
+    // Only attribute changes rewrite the profile row; events alone leave it (and updated_at) as is.
+    s.touched = true;
     applyAttributePatch(profile, record.attributes, record.received_at);
     for (const [name, value] of Object.entries(record.attributes.custom)) {
       if (value === null) continue;
@@ -149,8 +205,6 @@ function applyUpdate(
       const entry: CatalogEntry = { projectId: record.project_id, kind: 'attribute', name, type };
       if (catalog.take(entry)) catalogOut.push(entry);
     }
-  } else {
-    profile.updatedAt = Math.max(profile.updatedAt, record.received_at);
   }
   for (const event of record.events ?? []) {
     s.events.push({
@@ -192,10 +246,4 @@ function applyInstallation(current: InstallationState | undefined, r: Installati
   next.lastSeenAt = Math.max(next.lastSeenAt, r.received_at);
   next.updatedAt = Math.max(next.updatedAt, r.received_at);
   return next;
-}
-
-function uniqueKeys<K>(keys: K[], id: (k: K) => string): K[] {
-  const seen = new Map<string, K>();
-  for (const k of keys) if (!seen.has(id(k))) seen.set(id(k), k);
-  return [...seen.values()];
 }

@@ -144,5 +144,24 @@ export function runIngestLogContract(makeFixture: () => Promise<LogFixture>): vo
       assert.equal(await log.prune({ appliedSeq: 25, cutoffMs: T0 + 1, maxRows: 10, nowMs: T0 + 1 }), 5);
     }));
 
+  it('bounds a read by payload bytes, yet always returns the next entry', () =>
+    withLog(async (log) => {
+      await log.append([req('a'.repeat(100), 'b'.repeat(100), 'c'.repeat(100), 'd'.repeat(500))], T0);
+      assert.deepEqual(
+        (await log.read(0, 10, 250)).map((e) => e.seq),
+        [1, 2],
+      );
+      assert.deepEqual(
+        (await log.read(2, 10, 250)).map((e) => e.seq),
+        [3],
+      );
+      assert.deepEqual(
+        (await log.read(3, 10, 250)).map((e) => e.seq),
+        [4],
+        'a record larger than the budget still comes, alone',
+      );
+      assert.equal((await log.read(0, 10)).length, 4);
+    }));
+
   it('answers ping while healthy', () => withLog(async (log) => assert.equal(await log.ping(), undefined)));
 }

@@ -78,8 +78,11 @@ export interface IngestLog extends LogAppender {
   readonly capabilities: LogCapabilities;
   /** A random id fixed when the log was created; the store keys its applied offset by it. */
   logId(): Promise<string>;
-  /** Entries with seq > afterSeq, in order. */
-  read(afterSeq: number, limit: number): Promise<LogEntry[]>;
+  /**
+   * Entries with seq > afterSeq, in order: at most `limit`, and no more than `maxBytes` of payload
+   * in all (but always the first one, however large), so a reader's memory stays bounded.
+   */
+  read(afterSeq: number, limit: number, maxBytes?: number): Promise<LogEntry[]>;
   headSeq(): Promise<number>;
   stats(): Promise<LogStats>;
   /**
@@ -90,4 +93,14 @@ export interface IngestLog extends LogAppender {
   ping(): Promise<void>;
   isUnavailableError(error: unknown): boolean;
   close(): Promise<void>;
+}
+
+/** How many of the entries of sizes `sizes` (in order) fit in `maxBytes`; at least one. */
+export function entriesWithin(sizes: readonly number[], maxBytes: number): number {
+  let total = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    total += sizes[i]!;
+    if (total > maxBytes) return Math.max(1, i);
+  }
+  return sizes.length;
 }

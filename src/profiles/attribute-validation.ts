@@ -19,7 +19,8 @@ export interface Problem {
 
 /** JSON pointer escaping (RFC 6901). */
 export function pointer(base: string, key: string | number): string {
-  return `${base}/${String(key).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+  if (typeof key === 'number') return `${base}/${key}`;
+  return key.includes('~') || key.includes('/') ? `${base}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}` : `${base}/${key}`;
 }
 
 /** True when the YYYY-MM-DD prefix and any hh:mm[:ss] name a real calendar time (V8 rolls 02-30 over to March). */
@@ -230,22 +231,30 @@ function checkJson(value: unknown, path: string, depth: number, problems: Proble
  * a hostile body nested a million levels deep must not overflow the stack.
  */
 export function checkNoNul(value: unknown, path: string, problems: Problem[]): void {
-  const stack: [unknown, string][] = [[value, path]];
+  // Paths are built only for a problem: each stack entry keeps its parent and key.
+  interface At {
+    parent: At | undefined;
+    key: string | number;
+  }
+  const where = (at: At | undefined): string => (at ? pointer(where(at.parent), at.key) : path);
+  const stack: [unknown, At | undefined][] = [[value, undefined]];
   while (stack.length > 0) {
     const [item, at] = stack.pop()!;
     if (typeof item === 'string') {
       if (item.includes('\u0000')) {
-        problems.push({ path: at, code: 'INVALID_CHARACTER', message: 'must not contain the NUL character (U+0000)' });
+        problems.push({ path: where(at), code: 'INVALID_CHARACTER', message: 'must not contain the NUL character (U+0000)' });
       }
     } else if (Array.isArray(item)) {
-      for (let i = item.length - 1; i >= 0; i--) stack.push([item[i], pointer(at, i)]);
+      for (let i = item.length - 1; i >= 0; i--) stack.push([item[i], { parent: at, key: i }]);
     } else if (isPlainObject(item)) {
-      for (const [key, child] of Object.entries(item).reverse()) {
-        const childPath = pointer(at, key);
+      const keys = Object.keys(item);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const key = keys[i]!;
+        const child: At = { parent: at, key };
         if (key.includes('\u0000')) {
-          problems.push({ path: childPath, code: 'INVALID_CHARACTER', message: 'names must not contain the NUL character (U+0000)' });
+          problems.push({ path: where(child), code: 'INVALID_CHARACTER', message: 'names must not contain the NUL character (U+0000)' });
         }
-        stack.push([child, childPath]);
+        stack.push([item[key], child]);
       }
     }
   }

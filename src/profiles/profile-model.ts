@@ -88,7 +88,16 @@ export function emptyNatives(): ProfileNatives {
 }
 
 export function newProfile(key: ProfileKey, nowMs: number): ProfileState {
-  return { ...key, id: null, natives: emptyNatives(), attributes: {}, createdAt: nowMs, updatedAt: nowMs };
+  // Spelled out (no spread): this runs once per new profile on the applier's hot path.
+  return {
+    projectId: key.projectId,
+    customId: key.customId,
+    id: null,
+    natives: emptyNatives(),
+    attributes: {},
+    createdAt: nowMs,
+    updatedAt: nowMs,
+  };
 }
 
 /**

@@ -28,6 +28,7 @@ export interface ApplierLoopOptions {
   onStatus: (status: ApplierStatus) => void;
   pruneEveryMs?: number;
   idleWaitMs?: number;
+  gatherMs?: number;
 }
 
 const STORE_RETRY: RetryPolicy = { initialMs: 100, maxMs: 5_000, multiplier: 2 };
@@ -73,6 +74,9 @@ export class ApplierLoop {
         });
         await this.#maybePrune(applier.appliedSeq);
         if (result.consumed === 0) await this.#idle(signal);
+        // A small batch means records trickle in: gather a few milliseconds' worth before the next
+        // commit, so a steady stream of single writes costs one store commit per gather, not each.
+        else if (result.consumed < this.#o.batchSize / 10) await sleep(this.#o.gatherMs ?? 10, signal);
       } catch (error) {
         failures++;
         const delay = await this.#onError(coerceError(error), failures);

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import { systemClock } from '../core/clock.ts';
@@ -17,6 +19,15 @@ interface Data {
 }
 
 const data = workerData as Data;
+
+// Acknowledging writes comes first: the applier yields the CPU to the API thread when both want it
+// and catches up when it is free (Linux: the thread's nice value; best effort elsewhere).
+try {
+  const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
+  if (Number.isInteger(tid)) os.setPriority(tid, 10);
+} catch {
+  // not Linux, or not allowed: run at normal priority
+}
 const port = parentPort!;
 const logger = pino({ level: data.logLevel, base: { cell: data.cellId, thread: 'applier' } });
 const controller = new AbortController();

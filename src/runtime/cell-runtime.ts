@@ -50,6 +50,7 @@ export class CellRuntime {
   #applierStatus: ApplierStatus;
   readonly #waiters = new Set<{ seq: number; resolve: (ok: boolean) => void }>();
   #stopping = false;
+  #wakeQueued = false;
 
   constructor(cell: CellRecord, deps: Deps) {
     this.cell = cell;
@@ -87,7 +88,7 @@ export class CellRuntime {
   #startApplier(): void {
     const { config, logger } = this.#deps;
     const worker = startThread(
-      './applier-thread.ts',
+      'applier-thread',
       {
         cellId: this.cell.id,
         storeUrl: this.cell.storeUrl,
@@ -99,6 +100,8 @@ export class CellRuntime {
         logLevel: config.logLevel,
       },
       `herald-applier-${this.cell.id}`,
+      // Batches are bounded (records and payload bytes), so a modest ceiling is ample.
+      { maxHeapMb: 384 },
     );
     worker.on('message', (message: { type: 'status'; status: ApplierStatus }) => {
       if (message.type === 'status') this.#onApplierStatus(message.status);
@@ -153,7 +156,7 @@ export class CellRuntime {
       this.#logError = null;
       if (outcome.kind === 'appended') {
         this.#headSeq = Math.max(this.#headSeq, outcome.lastSeq);
-        this.#applier?.postMessage({ type: 'wake' });
+        this.#wakeApplier();
       }
       return outcome;
     } catch (error) {
@@ -168,6 +171,16 @@ export class CellRuntime {
     } finally {
       this.#reserved -= records;
     }
+  }
+
+  /** One wake message per event-loop turn, however many appends completed in it. */
+  #wakeApplier(): void {
+    if (this.#wakeQueued) return;
+    this.#wakeQueued = true;
+    setImmediate(() => {
+      this.#wakeQueued = false;
+      this.#applier?.postMessage({ type: 'wake' });
+    });
   }
 
   /** Resolves true once `seq` is applied to the store, false after `timeoutMs`. */

@@ -48,7 +48,8 @@ export class ThreadedLogAppender implements LogAppender {
 
   #thread(): Worker {
     if (this.#worker) return this.#worker;
-    const worker = startThread('./log-writer-thread.ts', this.data, this.name);
+    // The writer holds one group commit at a time (bounded by the API's request sizes).
+    const worker = startThread('log-writer-thread', this.data, this.name, { maxHeapMb: 256 });
     worker.on('message', (reply: Reply) => {
       const call = this.#calls.get(reply.id);
       if (!call) return;

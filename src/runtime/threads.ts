@@ -1,10 +1,24 @@
 import { Worker } from 'node:worker_threads';
 
-/** Starts a worker thread running `entry` (a module URL next to this file) with `data`. */
-export function startThread(entry: string, data: Record<string, unknown>, name: string): Worker {
+/** Running from the TypeScript sources (tsx), or from the JavaScript build (dist/). */
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+
+/**
+ * Starts a worker thread running the module `entry` ('applier-thread', 'log-writer-thread') with
+ * `data`. From the build the thread loads plain JavaScript; from the sources it registers tsx first.
+ */
+export function startThread(
+  entry: string,
+  data: Record<string, unknown>,
+  name: string,
+  options: { maxHeapMb?: number } = {},
+): Worker {
+  // A heap ceiling makes V8 collect sooner instead of growing toward the process-wide default.
+  const resourceLimits = options.maxHeapMb ? { maxOldGenerationSizeMb: options.maxHeapMb } : undefined;
+  if (!FROM_SOURCES) return new Worker(new URL(`./${entry}.js`, import.meta.url), { workerData: data, name, resourceLimits });
   const boot = new URL('./thread-boot.mjs', import.meta.url);
-  const entryUrl = new URL(entry, import.meta.url).href;
-  return new Worker(boot, { workerData: { ...data, entry: entryUrl }, name });
+  const entryUrl = new URL(`./${entry}.ts`, import.meta.url).href;
+  return new Worker(boot, { workerData: { ...data, entry: entryUrl }, name, resourceLimits });
 }
 
 /** Errors cross threads as plain data; this brings back the fields classification needs. */

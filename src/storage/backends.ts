@@ -54,7 +54,7 @@ const sqliteBackend: StorageBackend = {
   openStore: async (url, ctx) => (await sqlite.store()).SqliteCellStore.open(sqliteFile(url, ctx.dataDir), { create: ctx.create }),
   openLog: async (url, ctx) => (await sqlite.log()).SqliteIngestLog.open(sqliteFile(url, ctx.dataDir), { create: ctx.create }),
   openControl: async (url, ctx) => ({
-    db: (await sqlite.db()).openSqliteDb(sqliteFile(url, ctx.dataDir), { create: ctx.create }),
+    db: (await sqlite.db()).openSqliteDb(sqliteFile(url, ctx.dataDir), { create: ctx.create, cacheSizeKb: 2048 }),
     migrationLock: undefined,
   }),
   cellUrls: (_controlUrl, cellId) => ({ storeUrl: `sqlite:cells/${cellId}/store.db`, logUrl: `sqlite:cells/${cellId}/log.db` }),

@@ -137,6 +137,8 @@ async function writeProfiles(tx: PgTx, profiles: ProfileState[]): Promise<Map<st
       ],
     );
     for (const r of rows) ids.set(profileKeyString(r.project_id, r.custom_id), r.id);
+    // The caller learns the new ids (the applier caches them).
+    for (const p of fresh) p.id = ids.get(profileKeyString(p.projectId, p.customId)) ?? null;
   }
   if (known.length > 0) {
     await tx.queryNative(

@@ -6,7 +6,7 @@ import type {
   LogEntry,
   LogStats,
 } from '../../ingest/ingest-log.ts';
-import { checkDeadline, IDEMPOTENCY_TTL_MS } from '../../ingest/ingest-log.ts';
+import { checkDeadline, entriesWithin, IDEMPOTENCY_TTL_MS } from '../../ingest/ingest-log.ts';
 import type { Migration, MigrationResult } from '../migrations.ts';
 import { runMigrations } from '../migrations.ts';
 import type { PgTx } from './pg-db.ts';
@@ -21,7 +21,7 @@ export const PG_LOG_MIGRATIONS: readonly Migration[] = [
       -- One row holds the next seq. Appenders lock it first, so seqs become visible in commit order.
       CREATE TABLE log_head (id INTEGER PRIMARY KEY CHECK (id = 1), next_seq BIGINT NOT NULL);
       INSERT INTO log_head (id, next_seq) VALUES (1, 1);
-      CREATE TABLE log_entries (seq BIGINT PRIMARY KEY, appended_at BIGINT NOT NULL, payload TEXT NOT NULL);
+      CREATE TABLE log_entries (seq BIGINT PRIMARY KEY, appended_at BIGINT NOT NULL, size INTEGER NOT NULL, payload TEXT NOT NULL);
       CREATE TABLE idempotency_keys (
         project_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,
         last_seq BIGINT NOT NULL, meta TEXT NOT NULL, created_at BIGINT NOT NULL,
@@ -76,6 +76,7 @@ export class PgIngestLog implements IngestLog {
       let next = head[0]!.next_seq;
       const seqs: number[] = [];
       const times: number[] = [];
+      const sizes: number[] = [];
       const payloads: string[] = [];
       const outcomes: AppendOutcome[] = [];
       const claimed = new Map<string, { hash: string; lastSeq: number; meta: string }>();
@@ -95,6 +96,7 @@ export class PgIngestLog implements IngestLog {
         for (const payload of request.payloads) {
           seqs.push(next++);
           times.push(nowMs);
+          sizes.push(payload.length);
           payloads.push(payload);
         }
         const last = next - 1;
@@ -111,8 +113,8 @@ export class PgIngestLog implements IngestLog {
       }
       if (seqs.length > 0) {
         await tx.queryNative(
-          'INSERT INTO log_entries (seq, appended_at, payload) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])',
-          [seqs, times, payloads],
+          'INSERT INTO log_entries (seq, appended_at, size, payload) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::text[])',
+          [seqs, times, sizes, payloads],
         );
         await tx.queryNative('UPDATE log_head SET next_seq = $1 WHERE id = 1', [next]);
       }
@@ -131,10 +133,21 @@ export class PgIngestLog implements IngestLog {
     return { hash: row.request_hash, lastSeq: row.last_seq, meta: row.meta };
   }
 
-  async read(afterSeq: number, limit: number): Promise<LogEntry[]> {
+  async read(afterSeq: number, limit: number, maxBytes = Infinity): Promise<LogEntry[]> {
+    let take = limit;
+    if (Number.isFinite(maxBytes)) {
+      const sizes = await this.db.query<{ size: number }>('SELECT size FROM log_entries WHERE seq > ? ORDER BY seq LIMIT ?', [
+        afterSeq,
+        limit,
+      ]);
+      take = entriesWithin(
+        sizes.map((r) => r.size),
+        maxBytes,
+      );
+    }
     const rows = await this.db.query<{ seq: number; appended_at: number; payload: string }>(
       'SELECT seq, appended_at, payload FROM log_entries WHERE seq > ? ORDER BY seq LIMIT ?',
-      [afterSeq, limit],
+      [afterSeq, take],
     );
     return rows.map((r) => ({ seq: r.seq, appendedAt: r.appended_at, payload: r.payload }));
   }

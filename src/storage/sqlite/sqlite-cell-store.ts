@@ -37,7 +37,7 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
   }
 
   static async open(file: string, options: { create?: boolean } = {}): Promise<SqliteCellStore> {
-    const store = new SqliteCellStore(openSqliteDb(file, { create: options.create ?? true }));
+    const store = new SqliteCellStore(openSqliteDb(file, { create: options.create ?? true, cacheSizeKb: 32 * 1024 }));
     try {
       await store.migrate();
     } catch (error) {
@@ -90,10 +90,12 @@ function prepare(db: Database.Database) {
       `INSERT INTO ingest_offsets (log_id, applied_seq, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (log_id) DO UPDATE SET applied_seq = excluded.applied_seq, updated_at = excluded.updated_at`,
     ),
-    profile: db.prepare(`SELECT ${PROFILE_COLUMNS} FROM profiles WHERE project_id = ? AND custom_id = ?`),
-    installation: db.prepare(
+    profiles: db.prepare(
+      `SELECT ${PROFILE_COLUMNS} FROM profiles WHERE project_id = ? AND custom_id IN (SELECT value FROM json_each(?))`,
+    ),
+    installations: db.prepare(
       `SELECT ${INSTALLATION_COLUMNS} FROM installations i LEFT JOIN profiles p ON p.id = i.profile_id
-       WHERE i.project_id = ? AND i.install_id = ?`,
+       WHERE i.project_id = ? AND i.install_id IN (SELECT value FROM json_each(?))`,
     ),
     deleteEvents: db.prepare('DELETE FROM events WHERE profile_id = ?'),
     deleteCounts: db.prepare('DELETE FROM event_counts WHERE profile_id = ?'),
@@ -102,7 +104,7 @@ function prepare(db: Database.Database) {
     deleteInstallation: db.prepare('DELETE FROM installations WHERE project_id = ? AND install_id = ?'),
     insertProfile: db.prepare(
       `INSERT INTO profiles (project_id, custom_id, email, email_marketing, phone, sms_marketing, language, region, timezone,
-         attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+         attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     updateProfile: db.prepare(
       `UPDATE profiles SET email = ?, email_marketing = ?, phone = ?, sms_marketing = ?, language = ?, region = ?,
@@ -135,22 +137,33 @@ function prepare(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepare>;
 
-function loadProfiles(s: Statements, keys: readonly ProfileKey[]): Map<string, ProfileState> {
-  const out = new Map<string, ProfileState>();
-  for (const key of keys) {
-    const row = s.profile.get(key.projectId, key.customId) as Row | undefined;
-    if (row) out.set(profileKeyString(key.projectId, key.customId), profileFromRow(row));
+const LOOKUP_CHUNK = 500;
+
+/** Runs `stmt(project, json array of ids)` over the ids grouped by project, in chunks. */
+function lookup<K>(keys: readonly K[], project: (k: K) => string, id: (k: K) => string, stmt: Database.Statement): Row[] {
+  const byProject = new Map<string, string[]>();
+  for (const k of keys) {
+    const list = byProject.get(project(k));
+    if (list) list.push(id(k));
+    else byProject.set(project(k), [id(k)]);
   }
-  return out;
+  const rows: Row[] = [];
+  for (const [projectId, ids] of byProject) {
+    for (let i = 0; i < ids.length; i += LOOKUP_CHUNK) {
+      rows.push(...(stmt.all(projectId, JSON.stringify(ids.slice(i, i + LOOKUP_CHUNK))) as Row[]));
+    }
+  }
+  return rows;
+}
+
+function loadProfiles(s: Statements, keys: readonly ProfileKey[]): Map<string, ProfileState> {
+  const rows = lookup(keys, (k) => k.projectId, (k) => k.customId, s.profiles);
+  return new Map(rows.map(profileFromRow).map((p) => [profileKeyString(p.projectId, p.customId), p]));
 }
 
 function loadInstallations(s: Statements, keys: readonly InstallationKey[]): Map<string, InstallationState> {
-  const out = new Map<string, InstallationState>();
-  for (const key of keys) {
-    const row = s.installation.get(key.projectId, key.installId) as Row | undefined;
-    if (row) out.set(installationKeyString(key.projectId, key.installId), installationFromRow(row));
-  }
-  return out;
+  const rows = lookup(keys, (k) => k.projectId, (k) => k.installId, s.installations);
+  return new Map(rows.map(installationFromRow).map((i) => [installationKeyString(i.projectId, i.installId), i]));
 }
 
 function writeEffects(s: Statements, logId: string, effects: BatchEffects): ApplyStats {
@@ -167,11 +180,12 @@ function writeEffects(s: Statements, logId: string, effects: BatchEffects): Appl
     const n = p.natives;
     const attributes = JSON.stringify(p.attributes);
     if (p.id === null) {
-      const row = s.insertProfile.get(
+      const info = s.insertProfile.run(
         p.projectId, p.customId, n.email, n.emailMarketing, n.phone, n.smsMarketing, n.language, n.region, n.timezone,
         attributes, p.createdAt, p.updatedAt,
-      ) as { id: number };
-      ids.set(profileKeyString(p.projectId, p.customId), row.id);
+      );
+      p.id = Number(info.lastInsertRowid); // the caller learns the new id (the applier caches it)
+      ids.set(profileKeyString(p.projectId, p.customId), p.id);
     } else {
       s.updateProfile.run(
         n.email, n.emailMarketing, n.phone, n.smsMarketing, n.language, n.region, n.timezone, attributes, p.updatedAt, p.id,

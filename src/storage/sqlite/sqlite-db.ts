@@ -10,6 +10,8 @@ export interface SqliteOpenOptions {
   create?: boolean;
   readonly?: boolean;
   busyTimeoutMs?: number;
+  /** Page cache per connection; each process holds several connections, so keep them modest. */
+  cacheSizeKb?: number;
 }
 
 /**
@@ -25,7 +27,7 @@ export function openSqlite(file: string, options: SqliteOpenOptions = {}): Sqlit
   db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   if (!options.readonly) db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
-  db.pragma('cache_size = -65536');
+  db.pragma(`cache_size = -${options.cacheSizeKb ?? 8192}`);
   db.pragma('temp_store = MEMORY');
   return db;
 }

@@ -7,7 +7,7 @@ import type {
   LogEntry,
   LogStats,
 } from '../../ingest/ingest-log.ts';
-import { checkDeadline, IDEMPOTENCY_TTL_MS } from '../../ingest/ingest-log.ts';
+import { checkDeadline, entriesWithin, IDEMPOTENCY_TTL_MS } from '../../ingest/ingest-log.ts';
 import type { Migration, MigrationResult } from '../migrations.ts';
 import { runMigrations } from '../migrations.ts';
 import { isSqliteUnavailable, openSqlite, SqliteDb, type SqliteDatabase } from './sqlite-db.ts';
@@ -19,7 +19,8 @@ export const SQLITE_LOG_MIGRATIONS: readonly Migration[] = [
     sql: `
       CREATE TABLE log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       -- AUTOINCREMENT: a seq is never reused, even after pruning every row.
-      CREATE TABLE log_entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, appended_at INTEGER NOT NULL, payload TEXT NOT NULL);
+      -- size (payload length) comes before payload so a reader can budget a batch without reading payloads.
+      CREATE TABLE log_entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, appended_at INTEGER NOT NULL, size INTEGER NOT NULL, payload TEXT NOT NULL);
       CREATE TABLE idempotency_keys (
         project_id TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,
         last_seq INTEGER NOT NULL, meta TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -38,6 +39,9 @@ export class SqliteIngestLog implements IngestLog {
   readonly capabilities = Object.freeze({ blocking: true });
   readonly #db: SqliteDatabase;
   readonly #insert: Database.Statement;
+  readonly #read: Database.Statement;
+  readonly #sizes: Database.Statement;
+  readonly #head: Database.Statement;
   readonly #findKey: Database.Statement;
   readonly #putKey: Database.Statement;
   readonly #appendMany: (requests: readonly AppendRequest[], nowMs: number, deadlineMs: number | undefined) => AppendOutcome[];
@@ -45,7 +49,10 @@ export class SqliteIngestLog implements IngestLog {
 
   private constructor(db: SqliteDatabase) {
     this.#db = db;
-    this.#insert = db.prepare('INSERT INTO log_entries (appended_at, payload) VALUES (?, ?)');
+    this.#insert = db.prepare('INSERT INTO log_entries (appended_at, size, payload) VALUES (?, ?, ?)');
+    this.#read = db.prepare('SELECT seq, appended_at, payload FROM log_entries WHERE seq > ? ORDER BY seq LIMIT ?');
+    this.#sizes = db.prepare('SELECT size FROM log_entries WHERE seq > ? ORDER BY seq LIMIT ?').pluck();
+    this.#head = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'log_entries'").pluck();
     this.#findKey = db.prepare(
       'SELECT request_hash, last_seq, meta, created_at FROM idempotency_keys WHERE project_id = ? AND key = ?',
     );
@@ -62,7 +69,7 @@ export class SqliteIngestLog implements IngestLog {
   }
 
   static async open(file: string, options: { create?: boolean } = {}): Promise<SqliteIngestLog> {
-    const raw = openSqlite(file, { create: options.create ?? true });
+    const raw = openSqlite(file, { create: options.create ?? true, cacheSizeKb: 4 * 1024 });
     await SqliteIngestLog.migrate(raw);
     const log = new SqliteIngestLog(raw);
     log.#logId = log.#ensureLogId();
@@ -100,7 +107,7 @@ export class SqliteIngestLog implements IngestLog {
     let first = 0;
     let last = 0;
     for (const payload of request.payloads) {
-      last = Number(this.#insert.run(nowMs, payload).lastInsertRowid);
+      last = Number(this.#insert.run(nowMs, payload.length, payload).lastInsertRowid);
       if (first === 0) first = last;
     }
     if (claim) this.#putKey.run(claim.projectId, claim.key, claim.requestHash, last, claim.meta, nowMs);
@@ -112,19 +119,15 @@ export class SqliteIngestLog implements IngestLog {
     return this.#appendMany(requests, nowMs, deadlineMs);
   }
 
-  read(afterSeq: number, limit: number): Promise<LogEntry[]> {
-    const rows = this.#db
-      .prepare('SELECT seq, appended_at, payload FROM log_entries WHERE seq > ? ORDER BY seq LIMIT ?')
-      .all(afterSeq, limit) as { seq: number; appended_at: number; payload: string }[];
+  read(afterSeq: number, limit: number, maxBytes = Infinity): Promise<LogEntry[]> {
+    const take = Number.isFinite(maxBytes) ? entriesWithin(this.#sizes.all(afterSeq, limit) as number[], maxBytes) : limit;
+    const rows = this.#read.all(afterSeq, take) as { seq: number; appended_at: number; payload: string }[];
     return Promise.resolve(rows.map((r) => ({ seq: r.seq, appendedAt: r.appended_at, payload: r.payload })));
   }
 
   headSeq(): Promise<number> {
     // sqlite_sequence keeps the highest seq ever issued, even when every entry was pruned.
-    const row = this.#db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'log_entries'").get() as
-      | { seq: number }
-      | undefined;
-    return Promise.resolve(row?.seq ?? 0);
+    return Promise.resolve((this.#head.get() as number | undefined) ?? 0);
   }
 
   async stats(): Promise<LogStats> {

@@ -39,7 +39,8 @@ export const SQLITE_STORE_MIGRATIONS: readonly Migration[] = [
         client_id TEXT,
         attributes TEXT,
         received_at INTEGER NOT NULL);
-      CREATE INDEX events_profile_time ON events (profile_id, time DESC, id DESC);
+      -- Every SQLite index entry ends with the rowid (= id), so (profile_id, time) also orders by id.
+      CREATE INDEX events_profile_time ON events (profile_id, time);
       CREATE UNIQUE INDEX events_dedupe ON events (profile_id, client_id) WHERE client_id IS NOT NULL;
       CREATE TABLE event_counts (
         profile_id INTEGER NOT NULL,
