@@ -35,7 +35,7 @@ export async function createApp(config: HeraldConfig, options: AppOptions = {}):
   try {
     await control.ensureDefaultCell();
     cells = new CellRuntimes(control, { config, clock, logger: logger });
-    cells.start();
+    await cells.start();
     const server = await buildServer(
       { control, cells, limiter: new ProjectRateLimiter(clock, config.rateLimitPerSecond), clock, version: HERALD_VERSION },
       { logger },

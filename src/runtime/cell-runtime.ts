@@ -51,6 +51,7 @@ export class CellRuntime {
   readonly #waiters = new Set<{ seq: number; resolve: (ok: boolean) => void }>();
   #stopping = false;
   #wakeQueued = false;
+  #logProbe: Promise<void> = Promise.resolve();
 
   constructor(cell: CellRecord, deps: Deps) {
     this.cell = cell;
@@ -73,7 +74,7 @@ export class CellRuntime {
       commitGraceMs: COMMIT_GRACE_MS,
     });
     this.#startApplier();
-    this.#appender.headSeq().then(
+    this.#logProbe = this.#appender.headSeq().then(
       (head) => {
         this.#headSeq = Math.max(this.#headSeq, head);
         if (this.#logError === 'starting') this.#logError = null;
@@ -83,6 +84,17 @@ export class CellRuntime {
         logger.error({ cell: this.cell.id, err: this.#logError }, 'ingest log unavailable at start');
       },
     );
+  }
+
+  /**
+   * Resolves once the log has answered its first request (its writer thread is up and the file or
+   * database open), or after `timeoutMs`: the server listens only then, so its first clients are
+   * not answered 503 while a thread starts. A log that is down does not hold the start up (I2).
+   */
+  async logReady(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#logProbe, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   #startApplier(): void {

@@ -16,11 +16,13 @@ export class CellRuntimes {
     private readonly deps: { config: HeraldConfig; clock: Clock; logger: Logger },
   ) {}
 
-  start(): void {
-    for (const cell of this.control.cells()) this.#ensure(cell.id);
+  /** Starts every cell, and resolves when their logs answered (at most `readyTimeoutMs` each). */
+  async start(readyTimeoutMs = 15_000): Promise<void> {
+    const runtimes = this.control.cells().map((cell) => this.#ensure(cell.id));
     this.#unsubscribe = this.control.onChange(() => {
       for (const cell of this.control.cells()) this.#ensure(cell.id);
     });
+    await Promise.all(runtimes.map((r) => r.logReady(readyTimeoutMs)));
   }
 
   #ensure(cellId: string): CellRuntime {

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './net.ts';
+
+export { freePort };
 
 /**
  * The `herald` command run as a real child process (`node bin/herald.mjs …`), the way a user runs
@@ -73,17 +75,6 @@ export async function runHeraldJson<T = any>(args: string[], options: { env?: Re
   }
 }
 
-/** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 export interface HeraldServer {
   child: ChildProcess;

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './net.ts';
+
+export { freePort };
 
 const BIN = fileURLToPath(new URL('../../bin/herald.mjs', import.meta.url));
 const OUTPUT_KEPT = 64 * 1024;
@@ -18,19 +20,6 @@ process.once('exit', () => {
   }
 });
 
-/** A free TCP port on 127.0.0.1: listen on port 0, read the port, close. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface HeraldProcessOptions {
   dataDir: string;
