@@ -135,7 +135,9 @@ function checkWebPush(sub: NonNullable<InstallationBody['web_push']>, problems: 
   } catch {
     url = undefined;
   }
-  if (url?.protocol !== 'https:') {
+  // Push services are https; plain http is accepted only on loopback, where the sandbox's runs.
+  const loopback = url !== undefined && (url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]');
+  if (url?.protocol !== 'https:' && !(url?.protocol === 'http:' && loopback)) {
     problems.push({ path: '/web_push/endpoint', code: 'INVALID_URL', message: 'must be an https URL' });
   }
   if (!BASE64URL.test(sub.keys.p256dh) || base64urlBytes(sub.keys.p256dh) !== 65) {
