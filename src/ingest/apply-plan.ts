@@ -232,6 +232,7 @@ function applyInstallation(current: InstallationState | undefined, r: Installati
         pushToken: null,
         webPush: null,
         pushEnabled: false,
+        pushDisabledReason: null,
         appVersion: null,
         lastSeenAt: r.received_at,
         createdAt: r.received_at,
@@ -239,6 +240,9 @@ function applyInstallation(current: InstallationState | undefined, r: Installati
       };
   next.platform = r.platform;
   if (r.custom_id !== undefined) next.customId = r.custom_id;
+  // A new token or subscription is a fresh chance: whatever the provider refused before no longer applies.
+  if (r.push_token !== undefined && r.push_token !== next.pushToken) next.pushDisabledReason = null;
+  if (r.web_push !== undefined && r.web_push?.endpoint !== next.webPush?.endpoint) next.pushDisabledReason = null;
   if (r.push_token !== undefined) next.pushToken = r.push_token;
   if (r.web_push !== undefined) next.webPush = r.web_push;
   if (r.push_enabled !== undefined) next.pushEnabled = r.push_enabled;

@@ -59,6 +59,8 @@ export interface InstallationState extends InstallationKey {
   pushToken: string | null;
   webPush: WebPushSubscription | null;
   pushEnabled: boolean;
+  /** Why the provider refused this installation's token or subscription (it is skipped until a new one arrives). */
+  pushDisabledReason: string | null;
   appVersion: string | null;
   lastSeenAt: number;
   createdAt: number;

@@ -208,6 +208,8 @@ export interface SandboxContext {
   logger: Logger;
   /** The host to listen on (127.0.0.1). */
   host: string;
+  /** The port a stand-in should listen on (0: any free port). Stable ports keep sandbox URLs valid across restarts. */
+  portFor(kind: string): number;
 }
 
 export interface RunningService {

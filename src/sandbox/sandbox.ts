@@ -34,6 +34,8 @@ export interface SandboxOptions {
   /** How many messages to keep for listing (counts are kept for all). */
   keep?: number;
   services?: readonly SandboxService[];
+  /** First port of a fixed range (one per stand-in, in registry order); 0 or absent: any free ports. */
+  basePort?: number;
 }
 
 /** Starts every stand-in in this process. */
@@ -41,10 +43,20 @@ export async function startSandbox(options: SandboxOptions): Promise<LocalSandbo
   const recorder = new SandboxRecorder(options.clock, options.keep);
   const behaviors = new SandboxBehaviors(options.clock);
   const trustStore = new SandboxTrust();
-  const context = { recorder, behaviors, trust: trustStore, clock: options.clock, logger: options.logger, host: options.host ?? '127.0.0.1' };
+  const services = options.services ?? SANDBOX_SERVICES;
+  const basePort = options.basePort ?? 0;
+  const context = {
+    recorder,
+    behaviors,
+    trust: trustStore,
+    clock: options.clock,
+    logger: options.logger,
+    host: options.host ?? '127.0.0.1',
+    portFor: (kind: string) => (basePort > 0 ? basePort + Math.max(0, services.findIndex((s) => s.kind === kind)) : 0),
+  };
   const running: [string, RunningService][] = [];
   try {
-    for (const service of options.services ?? SANDBOX_SERVICES) running.push([service.kind, await service.start(context)]);
+    for (const service of services) running.push([service.kind, await service.start(context)]);
   } catch (error) {
     await Promise.all(running.map(([, r]) => r.close().catch(() => undefined)));
     throw error;

@@ -6,6 +6,7 @@ import type {
   ProfileState,
 } from '../profiles/profile-model.ts';
 import type { MigrationResult } from './migrations.ts';
+import type { NewMessage, OutboxStore, SendRow } from './outbox-port.ts';
 
 /** What a backend can do; domain code asks these, never a backend's name. */
 export interface StoreCapabilities {
@@ -52,6 +53,9 @@ export interface BatchEffects {
   events: EventWrite[];
   catalog: CatalogEntry[];
   quarantined: QuarantineWrite[];
+  /** Sends materialised by this batch and their messages (inserted once per idempotency key, I4). */
+  sends: SendRow[];
+  messages: NewMessage[];
 }
 
 export interface ApplyStats {
@@ -116,7 +120,7 @@ export class OffsetConflictError extends Error {
  * A cell's store: the materialised state the workers read and write. Every method may throw
  * when the store is down; `isUnavailableError` tells such an outage from a problem with one record.
  */
-export interface CellStore {
+export interface CellStore extends OutboxStore {
   readonly capabilities: StoreCapabilities;
   migrate(): Promise<MigrationResult>;
   ping(): Promise<void>;
@@ -161,5 +165,7 @@ export function emptyEffects(): BatchEffects {
     events: [],
     catalog: [],
     quarantined: [],
+    sends: [],
+    messages: [],
   };
 }

@@ -14,13 +14,16 @@ import type {
   StoredEvent,
 } from './cell-store.ts';
 import type { SqlDb } from './sql.ts';
+import type { MessagePage, MessageUpdate, OutboxMessage, SendReport } from './outbox-port.ts';
+import { SqlOutbox } from './sql-outbox.ts';
+import type { StoreCapabilities } from './cell-store.ts';
 import { readInt, readJson, readOptionalInt } from './sql.ts';
 
 /** Column lists shared by every query that reads a whole row. */
 export const PROFILE_COLUMNS =
   'id, project_id, custom_id, email, email_marketing, phone, sms_marketing, language, region, timezone, attributes, created_at, updated_at';
 export const INSTALLATION_COLUMNS =
-  'i.project_id, i.install_id, p.custom_id, i.platform, i.push_token, i.web_push, i.push_enabled, i.app_version, i.last_seen_at, i.created_at, i.updated_at';
+  'i.project_id, i.install_id, p.custom_id, i.platform, i.push_token, i.web_push, i.push_enabled, i.push_disabled_reason, i.app_version, i.last_seen_at, i.created_at, i.updated_at';
 
 type Row = Record<string, unknown>;
 
@@ -55,6 +58,7 @@ export function installationFromRow(row: Row): InstallationState {
     pushToken: str(row.push_token),
     webPush: readJson<WebPushSubscription | null>(row.web_push, null),
     pushEnabled: row.push_enabled === true || row.push_enabled === 1,
+    pushDisabledReason: str(row.push_disabled_reason),
     appVersion: str(row.app_version),
     lastSeenAt: readInt(row.last_seen_at),
     createdAt: readInt(row.created_at),
@@ -93,7 +97,42 @@ function quarantineFromRow(row: Row): QuarantineItem {
  * own migrations and bulk write path.
  */
 export abstract class SqlCellStoreReads {
+  abstract readonly capabilities: StoreCapabilities;
+  #outbox: SqlOutbox | undefined;
+
   constructor(protected readonly db: SqlDb) {}
+
+  get #messages(): SqlOutbox {
+    this.#outbox ??= new SqlOutbox(this.db, this.capabilities.skipLocked);
+    return this.#outbox;
+  }
+
+  claimMessages(owner: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxMessage[]> {
+    return this.#messages.claimMessages(owner, nowMs, leaseMs, limit);
+  }
+
+  settleMessages(updates: readonly MessageUpdate[]): Promise<{ applied: number; lostLeases: number }> {
+    return this.#messages.settleMessages(updates);
+  }
+
+  releaseLeases(owner: string, nowMs: number): Promise<number> {
+    return this.#messages.releaseLeases(owner, nowMs);
+  }
+
+  countDue(nowMs: number): Promise<number> {
+    return this.#messages.countDue(nowMs);
+  }
+
+  getSend(projectId: string, sendId: string): Promise<SendReport | null> {
+    return this.#messages.getSend(projectId, sendId);
+  }
+
+  listMessages(
+    projectId: string,
+    filter: { customId?: string; sendId?: string; limit: number; cursor?: string | undefined },
+  ): Promise<MessagePage> {
+    return this.#messages.listMessages(projectId, filter);
+  }
 
   async ping(): Promise<void> {
     await this.db.query('SELECT 1 AS ok FROM ingest_offsets LIMIT 1');

@@ -86,7 +86,7 @@ export const webhookSandbox: SandboxService = {
         })();
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, ctx.host, resolve));
+    await new Promise<void>((resolve) => server.listen(ctx.portFor('webhook'), ctx.host, resolve));
     base = `http://${ctx.host}:${(server.address() as AddressInfo).port}`;
     return {
       endpoint: base,

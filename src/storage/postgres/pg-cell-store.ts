@@ -6,6 +6,7 @@ import type { InstallationState, ProfileState } from '../../profiles/profile-mod
 import { installationKeyString, profileKeyString } from '../../profiles/profile-model.ts';
 import { INSTALLATION_COLUMNS, PROFILE_COLUMNS, SqlCellStoreReads, installationFromRow, profileFromRow } from '../sql-cell-store-reads.ts';
 import { PG_STORE_MIGRATIONS } from './pg-store-migrations.ts';
+import { INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
 import { PG_MIGRATION_LOCK } from './pg-ingest-log.ts';
 import { isPgUnavailable, openPgDb, type PgDb, type PgTx } from './pg-db.ts';
 
@@ -160,16 +161,17 @@ async function writeInstallations(tx: PgTx, list: InstallationState[], profileId
   if (list.length === 0) return;
   await tx.queryNative(
     `INSERT INTO installations (project_id, install_id, profile_id, platform, push_token, web_push, push_enabled,
-       app_version, last_seen_at, created_at, updated_at)
+       app_version, last_seen_at, created_at, updated_at, push_disabled_reason)
      SELECT u.project_id, u.install_id, u.profile_id, u.platform, u.push_token, u.web_push::jsonb, u.push_enabled,
-       u.app_version, u.last_seen_at, u.created_at, u.updated_at
+       u.app_version, u.last_seen_at, u.created_at, u.updated_at, u.push_disabled_reason
      FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::text[],
-       $9::bigint[], $10::bigint[], $11::bigint[])
+       $9::bigint[], $10::bigint[], $11::bigint[], $12::text[])
        AS u(project_id, install_id, profile_id, platform, push_token, web_push, push_enabled, app_version, last_seen_at,
-         created_at, updated_at)
+         created_at, updated_at, push_disabled_reason)
      ON CONFLICT (project_id, install_id) DO UPDATE SET profile_id = excluded.profile_id, platform = excluded.platform,
        push_token = excluded.push_token, web_push = excluded.web_push, push_enabled = excluded.push_enabled,
-       app_version = excluded.app_version, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at`,
+       push_disabled_reason = excluded.push_disabled_reason, app_version = excluded.app_version,
+       last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at`,
     [
       list.map((i) => i.projectId),
       list.map((i) => i.installId),
@@ -182,8 +184,44 @@ async function writeInstallations(tx: PgTx, list: InstallationState[], profileId
       list.map((i) => i.lastSeenAt),
       list.map((i) => i.createdAt),
       list.map((i) => i.updatedAt),
+      list.map((i) => i.pushDisabledReason),
     ],
   );
+}
+
+async function writeMessages(tx: PgTx, effects: BatchEffects): Promise<void> {
+  for (const send of effects.sends) await tx.run(INSERT_SEND_SQL, sendParams(send));
+  const list = effects.messages;
+  for (let i = 0; i < list.length; i += 1000) {
+    const chunk = list.slice(i, i + 1000);
+    const cols = chunk.map(messageParams);
+    const column = (n: number) => cols.map((c) => c[n] ?? null);
+    // I4: ON CONFLICT on the idempotency key: a replayed batch inserts nothing new; RETURNING says what was new.
+    const inserted = await tx.queryNative<{ id: string }>(
+      `INSERT INTO messages (id, project_id, send_id, idempotency_key, channel, category, lane, custom_id, install_id,
+         platform, recipient, web_push, content, state, reason, error_code, attempts, next_attempt_at, expires_at,
+         created_at, updated_at)
+       SELECT u.id, u.project_id, u.send_id, u.idempotency_key, u.channel, u.category, u.lane, u.custom_id, u.install_id,
+         u.platform, u.recipient, u.web_push::jsonb, u.content::jsonb, u.state, u.reason, u.error_code, 0, u.next_attempt_at,
+         u.expires_at, u.created_at, u.updated_at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[],
+         $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[], $18::bigint[],
+         $19::bigint[], $20::bigint[])
+         AS u(id, project_id, send_id, idempotency_key, channel, category, lane, custom_id, install_id, platform, recipient,
+           web_push, content, state, reason, error_code, next_attempt_at, expires_at, created_at, updated_at)
+       ON CONFLICT DO NOTHING RETURNING id`,
+      Array.from({ length: 20 }, (_, n) => column(n)),
+    );
+    const fresh = new Set(inserted.map((r) => r.id));
+    const events = chunk.filter((m) => fresh.has(m.id));
+    if (events.length > 0) {
+      await tx.queryNative(
+        `INSERT INTO message_events (message_id, at, state, code, detail)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])`,
+        [events.map((m) => m.id), events.map((m) => m.createdAt), events.map((m) => m.state), events.map((m) => m.errorCode), events.map((m) => m.reason)],
+      );
+    }
+  }
 }
 
 async function writeEvents(tx: PgTx, effects: BatchEffects, profileId: (p: string, c: string) => number): Promise<number> {
@@ -257,6 +295,7 @@ async function writeEffects(tx: PgTx, logId: string, effects: BatchEffects): Pro
       [c.map((e) => e.projectId), c.map((e) => e.kind), c.map((e) => e.name), c.map((e) => e.type), now],
     );
   }
+  await writeMessages(tx, effects);
   for (const q of effects.quarantined) {
     await tx.queryNative(
       'INSERT INTO quarantine (log_id, seq, project_id, payload, reason, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',

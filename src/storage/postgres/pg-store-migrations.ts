@@ -69,4 +69,66 @@ export const PG_STORE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX quarantine_state ON quarantine (state, id);
     `,
   },
+  {
+    version: 2,
+    name: 'sends, outbox, message history, suppressions',
+    sql: `
+      CREATE TABLE sends (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        category TEXT NOT NULL,
+        source TEXT NOT NULL,
+        summary JSONB NOT NULL,
+        created_at BIGINT NOT NULL);
+      CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        send_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        channel TEXT NOT NULL,
+        category TEXT NOT NULL,
+        lane INTEGER NOT NULL,
+        custom_id TEXT,
+        install_id TEXT,
+        platform TEXT,
+        recipient TEXT NOT NULL,
+        web_push JSONB,
+        content JSONB NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        error_code TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT NOT NULL,
+        lease_owner TEXT,
+        lease_until BIGINT,
+        provider_kind TEXT,
+        provider_message_id TEXT,
+        expires_at BIGINT,
+        details JSONB,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        sent_at BIGINT);
+      CREATE INDEX messages_due ON messages (lane, next_attempt_at) WHERE state = 'queued';
+      CREATE INDEX messages_leased ON messages (lease_until) WHERE state = 'sending';
+      CREATE INDEX messages_send ON messages (send_id, state);
+      CREATE INDEX messages_profile ON messages (project_id, custom_id, created_at);
+      CREATE TABLE message_events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        code TEXT,
+        detail TEXT);
+      CREATE INDEX message_events_message ON message_events (message_id, id);
+      CREATE TABLE suppressions (
+        project_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (project_id, channel, address));
+      ALTER TABLE installations ADD COLUMN push_disabled_reason TEXT;
+    `,
+  },
 ];

@@ -17,6 +17,7 @@ import type {
 import { installationKeyString, profileKeyString } from '../../profiles/profile-model.ts';
 import { INSTALLATION_COLUMNS, PROFILE_COLUMNS, SqlCellStoreReads, installationFromRow, profileFromRow } from '../sql-cell-store-reads.ts';
 import { SQLITE_STORE_MIGRATIONS } from './sqlite-store-migrations.ts';
+import { INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
 import { isSqliteUnavailable, openSqliteDb, type SqliteDb } from './sqlite-db.ts';
 
 type Row = Record<string, unknown>;
@@ -112,11 +113,15 @@ function prepare(db: Database.Database) {
     ),
     upsertInstallation: db.prepare(
       `INSERT INTO installations (project_id, install_id, profile_id, platform, push_token, web_push, push_enabled,
-         app_version, last_seen_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         push_disabled_reason, app_version, last_seen_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (project_id, install_id) DO UPDATE SET profile_id = excluded.profile_id, platform = excluded.platform,
          push_token = excluded.push_token, web_push = excluded.web_push, push_enabled = excluded.push_enabled,
-         app_version = excluded.app_version, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at`,
+         push_disabled_reason = excluded.push_disabled_reason, app_version = excluded.app_version,
+         last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at`,
     ),
+    insertSend: db.prepare(INSERT_SEND_SQL),
+    insertMessage: db.prepare(INSERT_MESSAGE_SQL),
+    insertMessageEvent: db.prepare(INSERT_EVENT_SQL),
     insertEvent: db.prepare(
       `INSERT INTO events (profile_id, name, time, client_id, attributes, received_at) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT DO NOTHING`,
@@ -201,7 +206,8 @@ function writeEffects(s: Statements, logId: string, effects: BatchEffects): Appl
   for (const i of effects.installations) {
     s.upsertInstallation.run(
       i.projectId, i.installId, i.customId === null ? null : profileId(i.projectId, i.customId), i.platform, i.pushToken,
-      i.webPush ? JSON.stringify(i.webPush) : null, i.pushEnabled ? 1 : 0, i.appVersion, i.lastSeenAt, i.createdAt, i.updatedAt,
+      i.webPush ? JSON.stringify(i.webPush) : null, i.pushEnabled ? 1 : 0, i.pushDisabledReason, i.appVersion, i.lastSeenAt,
+      i.createdAt, i.updatedAt,
     );
   }
   let inserted = 0;
@@ -226,6 +232,11 @@ function writeEffects(s: Statements, logId: string, effects: BatchEffects): Appl
   for (const c of effects.catalog) s.insertCatalog.run(c.projectId, c.kind, c.name, c.type, now);
   for (const q of effects.quarantined) {
     s.insertQuarantine.run(logId, q.seq, q.projectId, q.payload, q.reason, q.attempts, now);
+  }
+  for (const send of effects.sends) s.insertSend.run(...sendParams(send));
+  for (const m of effects.messages) {
+    // I4: a message exists once per idempotency key; a replayed batch inserts nothing new.
+    if (s.insertMessage.run(...messageParams(m)).changes === 1) s.insertMessageEvent.run(m.id, m.createdAt, m.state, m.errorCode, m.reason);
   }
   return {
     profilesWritten: effects.profiles.length,

@@ -70,4 +70,67 @@ export const SQLITE_STORE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX quarantine_state ON quarantine (state, id);
     `,
   },
+  {
+    version: 2,
+    name: 'sends, outbox, message history, suppressions',
+    sql: `
+      CREATE TABLE sends (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        category TEXT NOT NULL,
+        source TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        created_at INTEGER NOT NULL);
+      CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        send_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        channel TEXT NOT NULL,
+        category TEXT NOT NULL,
+        lane INTEGER NOT NULL,
+        custom_id TEXT,
+        install_id TEXT,
+        platform TEXT,
+        recipient TEXT NOT NULL,
+        web_push TEXT,
+        content TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        error_code TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        lease_owner TEXT,
+        lease_until INTEGER,
+        provider_kind TEXT,
+        provider_message_id TEXT,
+        expires_at INTEGER,
+        details TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        sent_at INTEGER);
+      -- Only live rows are indexed for claiming, so millions of finished messages cost nothing here.
+      CREATE INDEX messages_due ON messages (lane, next_attempt_at) WHERE state = 'queued';
+      CREATE INDEX messages_leased ON messages (lease_until) WHERE state = 'sending';
+      CREATE INDEX messages_send ON messages (send_id, state);
+      CREATE INDEX messages_profile ON messages (project_id, custom_id, created_at);
+      CREATE TABLE message_events (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        code TEXT,
+        detail TEXT);
+      CREATE INDEX message_events_message ON message_events (message_id, id);
+      CREATE TABLE suppressions (
+        project_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (project_id, channel, address)) WITHOUT ROWID;
+      ALTER TABLE installations ADD COLUMN push_disabled_reason TEXT;
+    `,
+  },
 ];

@@ -1,0 +1,259 @@
+import type { Category, Channel, MessageContent } from '../delivery/delivery-model.ts';
+import type { Platform, WebPushSubscription } from '../profiles/profile-model.ts';
+import type {
+  MessageEvent,
+  MessagePage,
+  MessageState,
+  MessageUpdate,
+  NewMessage,
+  OutboxMessage,
+  OutboxStore,
+  SendReport,
+  SendRow,
+} from './outbox-port.ts';
+import { MESSAGE_STATES } from './outbox-port.ts';
+import type { SqlDb, SqlExecutor } from './sql.ts';
+import { readInt, readJson, readOptionalInt } from './sql.ts';
+
+type Row = Record<string, unknown>;
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+
+export function messageFromRow(r: Row): OutboxMessage {
+  return {
+    id: String(r.id),
+    projectId: String(r.project_id),
+    sendId: String(r.send_id),
+    idempotencyKey: String(r.idempotency_key),
+    channel: String(r.channel) as Channel,
+    category: String(r.category) as Category,
+    lane: readInt(r.lane),
+    customId: str(r.custom_id),
+    installId: str(r.install_id),
+    platform: str(r.platform) as Platform | null,
+    recipient: String(r.recipient),
+    webPush: readJson<WebPushSubscription | null>(r.web_push, null),
+    content: readJson<MessageContent>(r.content, { body: '' }),
+    state: String(r.state) as MessageState,
+    reason: str(r.reason),
+    errorCode: str(r.error_code),
+    attempts: readInt(r.attempts),
+    nextAttemptAt: readInt(r.next_attempt_at),
+    leaseOwner: str(r.lease_owner),
+    leaseUntil: readOptionalInt(r.lease_until),
+    providerKind: str(r.provider_kind),
+    providerMessageId: str(r.provider_message_id),
+    expiresAt: readOptionalInt(r.expires_at),
+    details: readJson<Record<string, unknown> | null>(r.details, null),
+    createdAt: readInt(r.created_at),
+    updatedAt: readInt(r.updated_at),
+    sentAt: readOptionalInt(r.sent_at),
+  };
+}
+
+export const INSERT_MESSAGE_SQL = `INSERT INTO messages (id, project_id, send_id, idempotency_key, channel, category, lane, custom_id,
+  install_id, platform, recipient, web_push, content, state, reason, error_code, attempts, next_attempt_at, expires_at,
+  created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING`;
+
+export function messageParams(m: NewMessage): (string | number | null)[] {
+  return [
+    m.id, m.projectId, m.sendId, m.idempotencyKey, m.channel, m.category, m.lane, m.customId, m.installId, m.platform,
+    m.recipient, m.webPush ? JSON.stringify(m.webPush) : null, JSON.stringify(m.content), m.state, m.reason, m.errorCode,
+    m.createdAt, m.expiresAt, m.createdAt, m.createdAt,
+  ];
+}
+
+export const INSERT_SEND_SQL =
+  'INSERT INTO sends (id, project_id, channel, category, source, summary, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING';
+
+export function sendParams(s: SendRow): (string | number)[] {
+  return [s.id, s.projectId, s.channel, s.category, s.source, JSON.stringify(s.summary), s.createdAt];
+}
+
+/** The first history entry of a message created in a given state. */
+export const INSERT_EVENT_SQL = 'INSERT INTO message_events (message_id, at, state, code, detail) VALUES (?, ?, ?, ?, ?)';
+
+/**
+ * The outbox over the portable SQL port. The only backend difference is how a claim locks:
+ * `FOR UPDATE SKIP LOCKED` where the backend has it (several dispatchers claim side by side),
+ * a plain subquery on SQLite (one writer at a time anyway).
+ */
+export class SqlOutbox implements OutboxStore {
+  constructor(
+    private readonly db: SqlDb,
+    private readonly skipLocked: boolean,
+  ) {}
+
+  async claimMessages(owner: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxMessage[]> {
+    const lock = this.skipLocked ? ' FOR UPDATE SKIP LOCKED' : '';
+    return this.db.transaction(async (tx) => {
+      // I4: a dispatcher that died leaves leases behind; they expire and the messages go back to the queue.
+      await tx.run(
+        `UPDATE messages SET state = 'queued', lease_owner = NULL, lease_until = NULL, updated_at = ?
+         WHERE id IN (SELECT id FROM messages WHERE state = 'sending' AND lease_until < ? LIMIT 1000${lock})`,
+        [nowMs, nowMs],
+      );
+      const rows = await tx.query<Row>(
+        `UPDATE messages SET state = 'sending', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?
+         WHERE id IN (SELECT id FROM messages WHERE state = 'queued' AND next_attempt_at <= ?
+                      ORDER BY lane, next_attempt_at LIMIT ?${lock})
+         RETURNING *`,
+        [owner, nowMs + leaseMs, nowMs, nowMs, limit],
+      );
+      return rows.map(messageFromRow).sort((a, b) => a.lane - b.lane || a.nextAttemptAt - b.nextAttemptAt);
+    });
+  }
+
+  async settleMessages(updates: readonly MessageUpdate[]): Promise<{ applied: number; lostLeases: number }> {
+    if (updates.length === 0) return { applied: 0, lostLeases: 0 };
+    return this.db.transaction(async (tx) => {
+      let applied = 0;
+      for (const u of updates) {
+        const { changes } = await tx.run(
+          `UPDATE messages SET state = ?, reason = ?, error_code = ?, next_attempt_at = COALESCE(?, next_attempt_at),
+             provider_kind = COALESCE(?, provider_kind), provider_message_id = COALESCE(?, provider_message_id),
+             details = COALESCE(?, details), lease_owner = NULL, lease_until = NULL, updated_at = ?,
+             sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END
+           WHERE id = ? AND lease_owner = ? AND state = 'sending'`,
+          [
+            u.state, u.reason, u.errorCode, u.nextAttemptAt ?? null, u.providerKind ?? null, u.providerMessageId ?? null,
+            u.details ? JSON.stringify(u.details) : null, u.at, u.state, u.at, u.id, u.owner,
+          ],
+        );
+        if (changes === 0) continue; // the lease was lost: whoever holds it now decides
+        applied++;
+        await tx.run(INSERT_EVENT_SQL, [u.id, u.at, u.state, u.errorCode, u.reason]);
+        if (u.effect) await applyEffect(tx, u);
+      }
+      return { applied, lostLeases: updates.length - applied };
+    });
+  }
+
+  async releaseLeases(owner: string, nowMs: number): Promise<number> {
+    const { changes } = await this.db.run(
+      `UPDATE messages SET state = 'queued', lease_owner = NULL, lease_until = NULL, attempts = attempts - 1, updated_at = ?
+       WHERE state = 'sending' AND lease_owner = ?`,
+      [nowMs, owner],
+    );
+    return changes;
+  }
+
+  async countDue(nowMs: number): Promise<number> {
+    const rows = await this.db.query<Row>("SELECT COUNT(*) AS n FROM messages WHERE state = 'queued' AND next_attempt_at <= ?", [nowMs]);
+    return rows[0] ? readInt(rows[0].n) : 0;
+  }
+
+  async getSend(projectId: string, sendId: string): Promise<SendReport | null> {
+    const sends = await this.db.query<Row>('SELECT * FROM sends WHERE id = ? AND project_id = ?', [sendId, projectId]);
+    const row = sends[0];
+    if (!row) return null;
+    const counts = Object.fromEntries(MESSAGE_STATES.map((s) => [s, 0])) as Record<MessageState, number>;
+    for (const r of await this.db.query<Row>('SELECT state, COUNT(*) AS n FROM messages WHERE send_id = ? GROUP BY state', [sendId])) {
+      counts[String(r.state) as MessageState] = readInt(r.n);
+    }
+    return {
+      send: {
+        id: String(row.id),
+        projectId: String(row.project_id),
+        channel: String(row.channel) as Channel,
+        category: String(row.category) as Category,
+        source: String(row.source),
+        summary: readJson(row.summary, {}),
+        createdAt: readInt(row.created_at),
+      },
+      counts,
+    };
+  }
+
+  async listMessages(
+    projectId: string,
+    filter: { customId?: string; sendId?: string; limit: number; cursor?: string | undefined },
+  ): Promise<MessagePage> {
+    const where = ['project_id = ?'];
+    const params: (string | number)[] = [projectId];
+    if (filter.customId !== undefined) {
+      where.push('custom_id = ?');
+      params.push(filter.customId);
+    }
+    if (filter.sendId !== undefined) {
+      where.push('send_id = ?');
+      params.push(filter.sendId);
+    }
+    const cursor = decodeCursor(filter.cursor);
+    if (cursor) {
+      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+      params.push(cursor.createdAt, cursor.createdAt, cursor.id);
+    }
+    const rows = await this.db.query<Row>(
+      `SELECT * FROM messages WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ?`,
+      [...params, filter.limit + 1],
+    );
+    const page = rows.slice(0, filter.limit).map(messageFromRow);
+    const history = new Map<string, MessageEvent[]>();
+    if (page.length > 0) {
+      const marks = page.map(() => '?').join(', ');
+      for (const e of await this.db.query<Row>(
+        `SELECT message_id, at, state, code, detail FROM message_events WHERE message_id IN (${marks}) ORDER BY id`,
+        page.map((m) => m.id),
+      )) {
+        const list = history.get(String(e.message_id)) ?? [];
+        list.push({ at: readInt(e.at), state: String(e.state) as MessageState, code: str(e.code), detail: str(e.detail) });
+        history.set(String(e.message_id), list);
+      }
+    }
+    const last = page.at(-1);
+    return {
+      messages: page.map((m) => ({ ...m, history: history.get(m.id) ?? [] })),
+      next: rows.length > filter.limit && last ? Buffer.from(`${last.createdAt}:${last.id}`).toString('base64url') : null,
+    };
+  }
+}
+
+function decodeCursor(cursor: string | undefined): { createdAt: number; id: string } | null {
+  if (!cursor) return null;
+  const m = /^(\d+):(.+)$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  return m ? { createdAt: Number(m[1]), id: m[2]! } : null;
+}
+
+/** What a rejected recipient means for the data Herald keeps, so it stops trying (issue 3, part 7). */
+async function applyEffect(tx: SqlExecutor, u: MessageUpdate): Promise<void> {
+  const { projectId, installId, customId, recipient, channel } = u.target;
+  const reason = u.errorCode ?? 'rejected';
+  switch (u.effect) {
+    case 'disable-token':
+      if (installId) {
+        await tx.run('UPDATE installations SET push_disabled_reason = ? WHERE project_id = ? AND install_id = ?', [reason, projectId, installId]);
+      }
+      return;
+    case 'remove-subscription':
+      if (installId) {
+        await tx.run('UPDATE installations SET web_push = NULL, push_disabled_reason = ? WHERE project_id = ? AND install_id = ?', [
+          reason,
+          projectId,
+          installId,
+        ]);
+      }
+      return;
+    case 'suppress-address':
+      await tx.run(
+        'INSERT INTO suppressions (project_id, channel, address, reason, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+        [projectId, channel, recipient, `hard bounce (${reason})`, u.at],
+      );
+      return;
+    case 'unsubscribe-sms':
+      await tx.run(
+        'INSERT INTO suppressions (project_id, channel, address, reason, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+        [projectId, 'sms', recipient, `the recipient opted out (${reason})`, u.at],
+      );
+      if (customId) {
+        await tx.run("UPDATE profiles SET sms_marketing = 'unsubscribed', updated_at = ? WHERE project_id = ? AND custom_id = ?", [
+          u.at,
+          projectId,
+          customId,
+        ]);
+      }
+      return;
+    case 'disable-endpoint':
+    case undefined:
+      return; // endpoints are provider configuration: the dispatcher disables them in the control plane
+  }
+}
