@@ -451,6 +451,8 @@ async function applierPhase(dir: string): Promise<Record<string, unknown>> {
       let firstLoad = 0;
       let loadMs = 0;
       const timed: ApplyTx = {
+        loadInstallationsOf: (keys) => tx.loadInstallationsOf(keys),
+        loadSuppressed: (projectId, channel, addresses) => tx.loadSuppressed(projectId, channel, addresses),
         loadInstallations: async (keys) => {
           const l = performance.now();
           if (firstLoad === 0) firstLoad = l;

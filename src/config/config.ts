@@ -25,9 +25,18 @@ export interface HeraldConfig {
   readonly applierBatchSize: number;
   /** How long an append may wait for the log before the API answers 503. */
   readonly appendTimeoutMs: number;
+  /** Base64 of 32 bytes that seal provider credentials; unset: a key file in the data dir. */
+  readonly masterKey: string | undefined;
+  /** `auto`: run the provider sandbox in this process; `off`; or the URL of a `herald sandbox serve`. */
+  readonly sandbox: string;
+  /** First port of the sandbox's stand-ins (0: any free ports). */
+  readonly sandboxPort: number;
+  /** Where recipients and providers reach this Herald (unsubscribe links, status callbacks). */
+  readonly publicUrl: string | undefined;
 }
 
 export interface ConfigOverrides {
+  sandbox?: string | undefined;
   dataDir?: string | undefined;
   host?: string | undefined;
   port?: string | number | undefined;
@@ -67,6 +76,24 @@ function postgresUrl(name: string, raw: string | undefined): string | undefined 
   return raw;
 }
 
+function sandboxSetting(raw: string | undefined): string {
+  if (raw === undefined || raw === '' || raw === 'auto') return 'auto';
+  if (raw === 'off') return 'off';
+  try {
+    const url = new URL(raw);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url.toString().replace(/\/$/, '');
+  } catch {
+    // reported below
+  }
+  throw invalid('The sandbox setting (--sandbox or HERALD_SANDBOX) must be "auto", "off" or the http URL of a `herald sandbox serve`.');
+}
+
+/** The sandbox sits 1,000 ports above the API (8080 → 9080…), or on free ports when the API's is 0. */
+function defaultSandboxPort(apiPort: string | number | undefined): number {
+  const port = apiPort === undefined || apiPort === '' ? 8080 : Number(apiPort);
+  return Number.isInteger(port) && port > 0 && port + 1000 < 65_000 ? port + 1000 : 0;
+}
+
 /**
  * Reads the configuration from command-line overrides and the environment (the only place Herald
  * reads `process.env`). Command-line values win over environment values.
@@ -90,6 +117,10 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     applierMaxAttempts: integer('HERALD_APPLIER_MAX_ATTEMPTS', env.HERALD_APPLIER_MAX_ATTEMPTS, 5, 1, 100),
     applierBatchSize: integer('HERALD_APPLIER_BATCH', env.HERALD_APPLIER_BATCH, 5_000, 1, 100_000),
     appendTimeoutMs: integer('HERALD_APPEND_TIMEOUT_MS', env.HERALD_APPEND_TIMEOUT_MS, 5_000, 10, 120_000),
+    masterKey: env.HERALD_MASTER_KEY || undefined,
+    sandbox: sandboxSetting(overrides.sandbox ?? env.HERALD_SANDBOX),
+    sandboxPort: integer('HERALD_SANDBOX_PORT', env.HERALD_SANDBOX_PORT, defaultSandboxPort(overrides.port ?? env.HERALD_PORT), 0, 65_000),
+    publicUrl: env.HERALD_PUBLIC_URL || undefined,
   });
 }
 

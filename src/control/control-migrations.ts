@@ -38,4 +38,30 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
       INSERT INTO control_version (id, version) VALUES (1, 0);
     `,
   },
+  {
+    version: 2,
+    name: 'providers and templates',
+    sql: `
+      -- One configured provider of each kind per project. Credentials are sealed (AES-256-GCM);
+      -- the row's project and kind are bound into the seal, so a sealed value cannot be moved.
+      CREATE TABLE providers (
+        project_id TEXT NOT NULL REFERENCES projects (id),
+        kind TEXT NOT NULL,
+        credentials TEXT NOT NULL,
+        sandbox INTEGER NOT NULL DEFAULT 0,
+        disabled_reason TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (project_id, kind));
+      CREATE TABLE templates (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL REFERENCES projects (id),
+        name TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        variants TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        UNIQUE (project_id, name));
+    `,
+  },
 ];

@@ -4,8 +4,8 @@ import { timeOrderedId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { KeyKind } from './api-keys.ts';
 import { displayPrefix, generateApiKey, hashApiKey, looksLikeApiKey } from './api-keys.ts';
-import type { ApiKeyRecord, CellRecord, ProjectRecord } from './control-store.ts';
-import { type ControlStore } from './control-store.ts';
+import type { ApiKeyRecord, CellRecord, ControlConfigStore, ControlStore, ProjectRecord, ProviderRecord } from './control-store.ts';
+import type { SecretBox } from './secret-box.ts';
 
 export interface Principal {
   key: ApiKeyRecord;
@@ -31,6 +31,10 @@ const NEGATIVE_CACHE_LIMIT = 10_000;
 
 export interface ControlPlaneDeps {
   store: ControlStore;
+  /** The same database, for providers and templates. */
+  config: ControlConfigStore;
+  /** Seals and opens provider credentials. */
+  secrets: SecretBox;
   /** Where the control plane lives (for display). */
   url: string;
   /** Where a new cell's store and log go. */
@@ -50,6 +54,9 @@ export class ControlPlane {
   readonly #logger: Logger;
   readonly #url: string;
   readonly #cellUrls: ControlPlaneDeps['cellUrls'];
+  readonly #config: ControlConfigStore;
+  readonly #secrets: SecretBox;
+  #providers = new Map<string, ProviderRecord[]>();
   #version = -1;
   #projects = new Map<string, ProjectRecord>();
   #cells = new Map<string, CellRecord>();
@@ -61,6 +68,8 @@ export class ControlPlane {
     this.#store = deps.store;
     this.#url = deps.url;
     this.#cellUrls = deps.cellUrls;
+    this.#config = deps.config;
+    this.#secrets = deps.secrets;
     this.#clock = deps.clock;
     this.#logger = deps.logger;
   }
@@ -81,13 +90,65 @@ export class ControlPlane {
     return this.#store;
   }
 
+  /** Providers and templates. */
+  get config(): ControlConfigStore {
+    return this.#config;
+  }
+
+  /** The providers a project configured (credentials still sealed), from the cache. */
+  providers(projectId: string): ProviderRecord[] {
+    return this.#providers.get(projectId) ?? [];
+  }
+
+  /** Seals and saves (or replaces) a project's provider of one kind; `credentials` were validated. */
+  async setProvider(projectId: string, kind: string, credentials: unknown, options: { sandbox: boolean }): Promise<ProviderRecord> {
+    const now = this.#clock.now();
+    const existing = this.providers(projectId).find((p) => p.kind === kind);
+    const record: ProviderRecord = {
+      projectId,
+      kind,
+      sealedCredentials: this.#secrets.seal(JSON.stringify(credentials), `${projectId}/${kind}`),
+      sandbox: options.sandbox,
+      disabledReason: null,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    };
+    await this.#config.putProvider(record);
+    await this.refresh();
+    return record;
+  }
+
+  /** The credentials of a configured provider, opened. Only senders call this; never log the result. */
+  openCredentials(record: ProviderRecord): unknown {
+    return JSON.parse(this.#secrets.open(record.sealedCredentials, `${record.projectId}/${record.kind}`)) as unknown;
+  }
+
+  async deleteProvider(projectId: string, kind: string): Promise<boolean> {
+    const deleted = await this.#config.deleteProvider(projectId, kind);
+    await this.refresh();
+    return deleted;
+  }
+
+  /** Takes a provider out of use (e.g. its webhook endpoint answered 410) until it is saved again. */
+  async disableProvider(projectId: string, kind: string, reason: string): Promise<void> {
+    await this.#config.disableProvider(projectId, kind, reason, this.#clock.now());
+    await this.refresh();
+  }
+
   /** Reloads projects and cells if anything changed since the last look. */
   async refresh(): Promise<void> {
     const version = await this.#store.version();
     if (version === this.#version) return;
-    const [projects, cells] = await Promise.all([this.#store.listProjects(), this.#store.listCells()]);
+    const [projects, cells, providers] = await Promise.all([
+      this.#store.listProjects(),
+      this.#store.listCells(),
+      this.#config.listProviders(),
+    ]);
     this.#projects = new Map(projects.map((p) => [p.id, p]));
     this.#cells = new Map(cells.map((c) => [c.id, c]));
+    const byProject = new Map<string, ProviderRecord[]>();
+    for (const p of providers) byProject.set(p.projectId, [...(byProject.get(p.projectId) ?? []), p]);
+    this.#providers = byProject;
     this.#keys = new Map();
     this.#version = version;
     for (const listener of this.#listeners) listener();

@@ -192,3 +192,109 @@ function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
+
+export interface ProviderRecord {
+  projectId: string;
+  kind: string;
+  /** Sealed credentials (see SecretBox); opened only by whoever sends. */
+  sealedCredentials: string;
+  sandbox: boolean;
+  disabledReason: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface TemplateRecord {
+  id: string;
+  projectId: string;
+  name: string;
+  channel: string;
+  /** Language → content; "default" is required. */
+  variants: Record<string, Record<string, unknown>>;
+  createdAt: number;
+  updatedAt: number;
+}
+
+const providerFromRow = (r: Row): ProviderRecord => ({
+  projectId: String(r.project_id),
+  kind: String(r.kind),
+  sealedCredentials: String(r.credentials),
+  sandbox: readInt(r.sandbox) === 1,
+  disabledReason: typeof r.disabled_reason === 'string' ? r.disabled_reason : null,
+  createdAt: readInt(r.created_at),
+  updatedAt: readInt(r.updated_at),
+});
+
+const templateFromRow = (r: Row): TemplateRecord => ({
+  id: String(r.id),
+  projectId: String(r.project_id),
+  name: String(r.name),
+  channel: String(r.channel),
+  variants: JSON.parse(String(r.variants)) as Record<string, Record<string, unknown>>,
+  createdAt: readInt(r.created_at),
+  updatedAt: readInt(r.updated_at),
+});
+
+/** Providers and templates: project configuration kept with the control plane. */
+export class ControlConfigStore {
+  constructor(private readonly control: ControlStore, private readonly db: SqlDb) {}
+
+  async listProviders(projectId?: string): Promise<ProviderRecord[]> {
+    const rows = projectId
+      ? await this.db.query<Row>('SELECT * FROM providers WHERE project_id = ? ORDER BY kind', [projectId])
+      : await this.db.query<Row>('SELECT * FROM providers ORDER BY project_id, kind');
+    return rows.map(providerFromRow);
+  }
+
+  async putProvider(p: ProviderRecord): Promise<void> {
+    await this.control.change((tx) =>
+      tx.run(
+        `INSERT INTO providers (project_id, kind, credentials, sandbox, disabled_reason, created_at, updated_at)
+         VALUES (?, ?, ?, ?, NULL, ?, ?)
+         ON CONFLICT (project_id, kind) DO UPDATE SET credentials = excluded.credentials, sandbox = excluded.sandbox,
+           disabled_reason = NULL, updated_at = excluded.updated_at`,
+        [p.projectId, p.kind, p.sealedCredentials, p.sandbox ? 1 : 0, p.createdAt, p.updatedAt],
+      ),
+    );
+  }
+
+  async deleteProvider(projectId: string, kind: string): Promise<boolean> {
+    return this.control.change(async (tx) => (await tx.run('DELETE FROM providers WHERE project_id = ? AND kind = ?', [projectId, kind])).changes === 1);
+  }
+
+  async disableProvider(projectId: string, kind: string, reason: string, nowMs: number): Promise<void> {
+    await this.control.change((tx) =>
+      tx.run('UPDATE providers SET disabled_reason = ?, updated_at = ? WHERE project_id = ? AND kind = ?', [reason, nowMs, projectId, kind]),
+    );
+  }
+
+  async listTemplates(projectId: string): Promise<TemplateRecord[]> {
+    return (await this.db.query<Row>('SELECT * FROM templates WHERE project_id = ? ORDER BY name', [projectId])).map(templateFromRow);
+  }
+
+  async getTemplate(projectId: string, idOrName: string): Promise<TemplateRecord | null> {
+    const rows = await this.db.query<Row>('SELECT * FROM templates WHERE project_id = ? AND (id = ? OR name = ?)', [projectId, idOrName, idOrName]);
+    return rows[0] ? templateFromRow(rows[0]) : null;
+  }
+
+  /** Inserts or replaces (by id); a name already used by another template is a conflict. */
+  async putTemplate(t: TemplateRecord): Promise<void> {
+    try {
+      await this.control.change((tx) =>
+        tx.run(
+          `INSERT INTO templates (id, project_id, name, channel, variants, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET name = excluded.name, channel = excluded.channel, variants = excluded.variants,
+             updated_at = excluded.updated_at`,
+          [t.id, t.projectId, t.name, t.channel, JSON.stringify(t.variants), t.createdAt, t.updatedAt],
+        ),
+      );
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new HeraldError('TEMPLATE_EXISTS', { message: `A template named "${t.name}" already exists.` });
+      throw error;
+    }
+  }
+
+  async deleteTemplate(projectId: string, id: string): Promise<boolean> {
+    return this.control.change(async (tx) => (await tx.run('DELETE FROM templates WHERE project_id = ? AND id = ?', [projectId, id])).changes === 1);
+  }
+}

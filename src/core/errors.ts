@@ -28,6 +28,13 @@ export const ERROR_CODES = {
   KEY_NOT_FOUND: 'No such API key.',
   QUARANTINE_ITEM_NOT_FOUND: 'No such quarantined record.',
   INVALID_ARGUMENT: 'An argument is invalid.',
+  // Delivery
+  TEMPLATE_EXISTS: 'A template with this name already exists.',
+  TEMPLATE_NOT_FOUND: 'No such template.',
+  UNKNOWN_PROVIDER: 'No such provider kind.',
+  PROVIDER_NOT_CONFIGURED: 'No provider is configured for this channel.',
+  SEND_NOT_FOUND: 'No such send.',
+  SANDBOX_NOT_RUNNING: 'The sandbox is not running in this Herald.',
   CONFIG_INVALID: 'The configuration is invalid.',
 } as const;
 

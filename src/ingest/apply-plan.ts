@@ -16,6 +16,8 @@ import {
   profileKeyString,
 } from '../profiles/profile-model.ts';
 import type { IngestRecord, InstallationRecord, ProfileUpdateRecord } from './records.ts';
+import { materializeSend, type SendLookups } from '../delivery/send-planner.ts';
+import { TemplateEngine } from '../delivery/templates/template-engine.ts';
 
 export interface PlannedRecord {
   seq: number;
@@ -81,6 +83,51 @@ export class ProfileIdCache {
 export interface PlanContext {
   catalog: CatalogCache;
   ids?: ProfileIdCache;
+  /** Renders the templates of sends (one per applier, so parsed templates are cached). */
+  engine?: TemplateEngine;
+}
+
+let sharedEngine: TemplateEngine | undefined;
+function defaultEngine(): TemplateEngine {
+  sharedEngine ??= new TemplateEngine();
+  return sharedEngine;
+}
+
+/**
+ * What a send sees, as of its place in the batch: profiles and installations as the records before
+ * it left them (read-your-writes through the log), the rest from the store.
+ */
+function sendLookups(
+  tx: ApplyTx,
+  projectId: string,
+  slots: Map<string, ProfileSlot>,
+  installs: Map<string, InstallationState>,
+  erased: Set<string>,
+): SendLookups {
+  return {
+    profile: (customId) => slots.get(profileKeyString(projectId, customId))?.state ?? null,
+    installation: (installId) => installs.get(installationKeyString(projectId, installId)) ?? null,
+    async installationsOf(customIds) {
+      const keys = customIds.map((customId) => ({ projectId, customId }));
+      const stored = await tx.loadInstallationsOf(keys.filter((k) => !erased.has(profileKeyString(projectId, k.customId))));
+      const out = new Map<string, InstallationState[]>();
+      for (const customId of customIds) {
+        const byId = new Map<string, InstallationState>();
+        for (const i of stored.get(profileKeyString(projectId, customId)) ?? []) byId.set(i.installId, i);
+        out.set(customId, [...byId.values()]);
+      }
+      // The batch's own installation changes win over what is stored.
+      for (const i of installs.values()) {
+        if (i.projectId !== projectId) continue;
+        for (const [customId, list] of out) {
+          const rest = list.filter((x) => x.installId !== i.installId);
+          out.set(customId, i.customId === customId ? [...rest, i] : rest);
+        }
+      }
+      return out;
+    },
+    suppressed: (channel, addresses) => tx.loadSuppressed(projectId, channel, addresses),
+  };
 }
 
 /**
@@ -90,13 +137,17 @@ export interface PlanContext {
  * before it for that profile, as if the records had been applied one by one.
  */
 export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], context: PlanContext | CatalogCache): Promise<BatchEffects> {
-  const { catalog, ids } = context instanceof CatalogCache ? { catalog: context, ids: undefined } : context;
+  const { catalog, ids, engine } =
+    context instanceof CatalogCache ? { catalog: context, ids: undefined, engine: defaultEngine() } : { engine: defaultEngine(), ...context };
   // Installations first: their stored links name profiles this batch must know too.
   const installKeys = new Map<string, InstallationKey>();
+  const addInstallKey = (projectId: string, installId: string): void => {
+    const k = installationKeyString(projectId, installId);
+    if (!installKeys.has(k)) installKeys.set(k, { projectId, installId });
+  };
   for (const { record: r } of records) {
-    if (r.kind !== 'installation.upsert') continue;
-    const k = installationKeyString(r.project_id, r.install_id);
-    if (!installKeys.has(k)) installKeys.set(k, { projectId: r.project_id, installId: r.install_id });
+    if (r.kind === 'installation.upsert') addInstallKey(r.project_id, r.install_id);
+    if (r.kind === 'send.request') for (const id of r.recipients.install_ids ?? []) addInstallKey(r.project_id, id);
   }
   const installs = installKeys.size > 0 ? await tx.loadInstallations([...installKeys.values()]) : new Map<string, InstallationState>();
 
@@ -112,14 +163,20 @@ export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], 
     } else if (full) slot.full = true;
     return slot;
   };
+  const sendInstalls = new Set<string>();
   for (const { record: r } of records) {
     if (r.kind === 'installation.upsert') {
       recordSlots.push(r.custom_id === undefined ? undefined : slotFor(r.project_id, r.custom_id, false));
+    } else if (r.kind === 'send.request') {
+      // A send renders its templates with each recipient's profile: load them whole.
+      for (const customId of r.recipients.custom_ids ?? []) slotFor(r.project_id, customId, true);
+      for (const id of r.recipients.install_ids ?? []) sendInstalls.add(installationKeyString(r.project_id, id));
+      recordSlots.push(undefined);
     } else {
       recordSlots.push(slotFor(r.project_id, r.custom_id, r.kind === 'profile.delete' || r.attributes !== undefined));
     }
   }
-  for (const i of installs.values()) if (i.customId !== null) slotFor(i.projectId, i.customId, false);
+  for (const [k, i] of installs) if (i.customId !== null) slotFor(i.projectId, i.customId, sendInstalls.has(k));
 
   const toLoad: ProfileKey[] = [];
   for (const slot of slots.values()) {
@@ -147,7 +204,9 @@ export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], 
     return s.state;
   };
 
-  records.forEach(({ record }, i) => {
+  const erased = new Set<string>();
+  for (let i = 0; i < records.length; i++) {
+    const { record } = records[i]!;
     const s = recordSlots[i];
     switch (record.kind) {
       case 'profile.update':
@@ -156,6 +215,7 @@ export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], 
       case 'profile.delete': {
         if (s!.state?.id != null) effects.deletedProfileIds.push(s!.state.id);
         ids?.forget(s!.keyString);
+        erased.add(s!.keyString);
         s!.state = null;
         s!.touched = false;
         s!.events = [];
@@ -175,8 +235,15 @@ export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], 
         touchedInstalls.add(ik);
         break;
       }
+      case 'send.request': {
+        const lookups = sendLookups(tx, record.project_id, slots, installs, erased);
+        const { send, messages } = await materializeSend(record, lookups, engine);
+        effects.sends.push(send);
+        effects.messages.push(...messages);
+        break;
+      }
     }
-  });
+  }
 
   for (const s of slots.values()) {
     if (s.state && s.touched) effects.profiles.push(s.state);

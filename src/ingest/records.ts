@@ -41,7 +41,28 @@ export interface ProfileDeleteRecord {
   received_at: number;
 }
 
-export type IngestRecord = ProfileUpdateRecord | InstallationRecord | ProfileDeleteRecord;
+/**
+ * A send asked for through the API, materialised into outbox messages by the applier (so that
+ * the request is durable before 201, and each recipient gets its message once, I1 and I4). The
+ * template's content is copied in, so a replay renders exactly what was asked.
+ */
+export interface SendRecord {
+  kind: 'send.request';
+  project_id: string;
+  send_id: string;
+  channel: 'push' | 'email' | 'sms' | 'webhook';
+  category: 'transactional' | 'marketing';
+  priority: 'high' | 'normal';
+  ttl_seconds?: number;
+  recipients: { custom_ids?: string[]; install_ids?: string[]; emails?: string[]; phone_numbers?: string[] };
+  /** Language → content template ("default" always present). */
+  variants: Record<string, Record<string, unknown>>;
+  template_id?: string;
+  data?: Record<string, unknown>;
+  received_at: number;
+}
+
+export type IngestRecord = ProfileUpdateRecord | InstallationRecord | ProfileDeleteRecord | SendRecord;
 
 export class RecordDecodeError extends Error {
   override name = 'RecordDecodeError';
@@ -75,6 +96,11 @@ export function decodeRecord(payload: string): IngestRecord {
         throw new RecordDecodeError('installation.upsert lacks install_id or platform');
       }
       return value as unknown as InstallationRecord;
+    case 'send.request':
+      if (typeof value.send_id !== 'string' || !isObject(value.recipients) || !isObject(value.variants) || !isObject(value.variants.default)) {
+        throw new RecordDecodeError('send.request lacks send_id, recipients or a default variant');
+      }
+      return value as unknown as SendRecord;
     default:
       throw new RecordDecodeError(`unknown record kind ${JSON.stringify(kind)}`);
   }

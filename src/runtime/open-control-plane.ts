@@ -1,6 +1,8 @@
 import type { HeraldConfig } from '../config/config.ts';
 import { ControlPlane } from '../control/control-plane.ts';
-import { ControlStore } from '../control/control-store.ts';
+import { ControlConfigStore, ControlStore } from '../control/control-store.ts';
+import { SecretBox } from '../control/secret-box.ts';
+import { loadMasterKey } from './master-key.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import { backendFor } from '../storage/backends.ts';
@@ -35,7 +37,15 @@ export async function openControlPlane(
   const { db, migrationLock } = opened;
   const store = new ControlStore(db, migrationLock);
   try {
-    return await ControlPlane.open({ store, url, cellUrls: (cellId) => backend.cellUrls(url, cellId), ...deps });
+    const secrets = new SecretBox(loadMasterKey(config, { create }));
+    return await ControlPlane.open({
+      store,
+      config: new ControlConfigStore(store, db),
+      secrets,
+      url,
+      cellUrls: (cellId) => backend.cellUrls(url, cellId),
+      ...deps,
+    });
   } catch (error) {
     await store.close();
     throw error;

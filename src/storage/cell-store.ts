@@ -22,6 +22,10 @@ export interface StoreCapabilities {
 export interface ApplyTx {
   loadProfiles(keys: readonly ProfileKey[]): Promise<Map<string, ProfileState>>;
   loadInstallations(keys: readonly InstallationKey[]): Promise<Map<string, InstallationState>>;
+  /** The installations linked to each of these profiles, keyed by `profileKeyString`. */
+  loadInstallationsOf(keys: readonly ProfileKey[]): Promise<Map<string, InstallationState[]>>;
+  /** Which of these addresses are suppressed on a channel, with the reason. */
+  loadSuppressed(projectId: string, channel: string, addresses: readonly string[]): Promise<Map<string, string>>;
 }
 
 export interface CatalogEntry {

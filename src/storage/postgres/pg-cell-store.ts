@@ -81,6 +81,27 @@ export class PgCellStore extends SqlCellStoreReads implements CellStore {
             rows.map((r) => installationFromRow(r)).map((i) => [installationKeyString(i.projectId, i.installId), i]),
           );
         },
+        loadInstallationsOf: async (keys) => {
+          const rows = await tx.queryNative<Row>(
+            `SELECT ${INSTALLATION_COLUMNS} FROM installations i JOIN profiles p ON p.id = i.profile_id
+             WHERE (p.project_id, p.custom_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+             ORDER BY i.created_at, i.install_id`,
+            [keys.map((k) => k.projectId), keys.map((k) => k.customId)],
+          );
+          const out = new Map<string, InstallationState[]>();
+          for (const i of rows.map(installationFromRow)) {
+            const k = profileKeyString(i.projectId, i.customId!);
+            out.set(k, [...(out.get(k) ?? []), i]);
+          }
+          return out;
+        },
+        loadSuppressed: async (projectId, channel, addresses) => {
+          const rows = await tx.queryNative<Row>(
+            'SELECT address, reason FROM suppressions WHERE project_id = $1 AND channel = $2 AND address = ANY($3::text[])',
+            [projectId, channel, addresses],
+          );
+          return new Map(rows.map((r) => [String(r.address), String(r.reason)]));
+        },
       });
       const stats = await writeEffects(tx, logId, effects);
       await tx.queryNative('UPDATE ingest_offsets SET applied_seq = $1, updated_at = $2 WHERE log_id = $3', [

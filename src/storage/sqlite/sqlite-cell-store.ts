@@ -76,6 +76,8 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
       const effects = await plan({
         loadProfiles: (keys) => Promise.resolve(loadProfiles(s, keys)),
         loadInstallations: (keys) => Promise.resolve(loadInstallations(s, keys)),
+        loadInstallationsOf: (keys) => Promise.resolve(loadInstallationsOf(s, keys)),
+        loadSuppressed: (projectId, channel, addresses) => Promise.resolve(loadSuppressed(s, projectId, channel, addresses)),
       });
       const stats = writeEffects(s, logId, effects);
       s.putOffset.run(logId, toSeq, Date.now());
@@ -97,6 +99,13 @@ function prepare(db: Database.Database) {
     installations: db.prepare(
       `SELECT ${INSTALLATION_COLUMNS} FROM installations i LEFT JOIN profiles p ON p.id = i.profile_id
        WHERE i.project_id = ? AND i.install_id IN (SELECT value FROM json_each(?))`,
+    ),
+    installationsOf: db.prepare(
+      `SELECT ${INSTALLATION_COLUMNS} FROM installations i JOIN profiles p ON p.id = i.profile_id
+       WHERE p.project_id = ? AND p.custom_id IN (SELECT value FROM json_each(?)) ORDER BY i.created_at, i.install_id`,
+    ),
+    suppressed: db.prepare(
+      'SELECT address, reason FROM suppressions WHERE project_id = ? AND channel = ? AND address IN (SELECT value FROM json_each(?))',
     ),
     deleteEvents: db.prepare('DELETE FROM events WHERE profile_id = ?'),
     deleteCounts: db.prepare('DELETE FROM event_counts WHERE profile_id = ?'),
@@ -169,6 +178,25 @@ function loadProfiles(s: Statements, keys: readonly ProfileKey[]): Map<string, P
 function loadInstallations(s: Statements, keys: readonly InstallationKey[]): Map<string, InstallationState> {
   const rows = lookup(keys, (k) => k.projectId, (k) => k.installId, s.installations);
   return new Map(rows.map(installationFromRow).map((i) => [installationKeyString(i.projectId, i.installId), i]));
+}
+
+function loadInstallationsOf(s: Statements, keys: readonly ProfileKey[]): Map<string, InstallationState[]> {
+  const out = new Map<string, InstallationState[]>();
+  for (const row of lookup(keys, (k) => k.projectId, (k) => k.customId, s.installationsOf)) {
+    const i = installationFromRow(row);
+    const k = profileKeyString(i.projectId, i.customId!);
+    out.set(k, [...(out.get(k) ?? []), i]);
+  }
+  return out;
+}
+
+function loadSuppressed(s: Statements, projectId: string, channel: string, addresses: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < addresses.length; i += LOOKUP_CHUNK) {
+    const rows = s.suppressed.all(projectId, channel, JSON.stringify(addresses.slice(i, i + LOOKUP_CHUNK))) as Row[];
+    for (const r of rows) out.set(String(r.address), String(r.reason));
+  }
+  return out;
 }
 
 function writeEffects(s: Statements, logId: string, effects: BatchEffects): ApplyStats {

@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox';
 import type { DeliveryRequest, SendOutcome, WebhookContent } from '../../delivery-model.ts';
 import { permanent, recipientInvalid, retryable, retryAfterMs, sent } from '../../delivery-model.ts';
 import type { CredentialProblem, ProviderContext, ProviderDefinition } from '../../provider.ts';
-import { isPrivateAddress, publicOnlyLookup } from './private-address.ts';
+import { isPrivateAddress, publicOnlyLookup } from '../../net/private-address.ts';
 
 const WebhookCredentials = Type.Object(
   {
