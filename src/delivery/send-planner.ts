@@ -138,7 +138,7 @@ async function draftsFor(record: SendRecord, lookups: SendLookups): Promise<Draf
   const none = { installId: null, platform: null, webPush: null } as const;
   const customIds = unique(record.recipients.custom_ids);
   const installsByProfile: Map<string, InstallationState[]> =
-    record.channel === 'push' && customIds.length > 0 ? await lookups.installationsOf(customIds) : new Map();
+    record.channel === 'push' && customIds.length > 0 ? await lookups.installationsOf(customIds) : new Map<string, InstallationState[]>();
 
   // Addresses first gathered, then checked against suppressions in one lookup.
   const addresses: { draft: Draft; address: string }[] = [];
