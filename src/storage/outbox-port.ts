@@ -83,6 +83,8 @@ export interface MessageUpdate {
   at: number;
   /** What a rejected recipient means for stored data (disable the token, suppress the address…). */
   effect?: RecipientEffect;
+  /** Handed back before it was attempted (its provider asked to wait): the claim does not count. */
+  uncountAttempt?: boolean;
 }
 
 export interface SendReport {

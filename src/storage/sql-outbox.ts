@@ -112,16 +112,18 @@ export class SqlOutbox implements OutboxStore {
           `UPDATE messages SET state = ?, reason = ?, error_code = ?, next_attempt_at = COALESCE(?, next_attempt_at),
              provider_kind = COALESCE(?, provider_kind), provider_message_id = COALESCE(?, provider_message_id),
              details = COALESCE(?, details), lease_owner = NULL, lease_until = NULL, updated_at = ?,
+             attempts = attempts - ?,
              sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END
            WHERE id = ? AND lease_owner = ? AND state = 'sending'`,
           [
             u.state, u.reason, u.errorCode, u.nextAttemptAt ?? null, u.providerKind ?? null, u.providerMessageId ?? null,
-            u.details ? JSON.stringify(u.details) : null, u.at, u.state, u.at, u.id, u.owner,
+            u.details ? JSON.stringify(u.details) : null, u.at, u.uncountAttempt ? 1 : 0, u.state, u.at, u.id, u.owner,
           ],
         );
         if (changes === 0) continue; // the lease was lost: whoever holds it now decides
         applied++;
-        await tx.run(INSERT_EVENT_SQL, [u.id, u.at, u.state, u.errorCode, u.reason]);
+        // A hand-back (not attempted) leaves no trace in the history; every attempt's outcome does.
+        if (!u.uncountAttempt) await tx.run(INSERT_EVENT_SQL, [u.id, u.at, u.state, u.errorCode, u.reason]);
         if (u.effect) await applyEffect(tx, u);
       }
       return { applied, lostLeases: updates.length - applied };

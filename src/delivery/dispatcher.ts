@@ -1,0 +1,297 @@
+import type { Clock } from '../core/clock.ts';
+import { coerceError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { backoffMs, sleep, type RetryPolicy } from '../core/retry.ts';
+import type { Platform } from '../profiles/profile-model.ts';
+import type { MessageUpdate, OutboxMessage, OutboxStore } from '../storage/outbox-port.ts';
+import type { Channel, DeliveryRequest, SendOutcome } from './delivery-model.ts';
+import { ProviderGate } from './flow/provider-gate.ts';
+import type { ProviderClient, ProviderLimits } from './provider.ts';
+
+export interface ResolvedProvider {
+  kind: string;
+  client: ProviderClient;
+  limits: ProviderLimits;
+  /** Changes when the provider's configuration changes, so gates and clients are rebuilt. */
+  version: string;
+}
+
+/** Which configured provider delivers a project's messages on a channel (and platform). */
+export interface ProviderResolver {
+  resolve(projectId: string, channel: Channel, platform: Platform | null): ResolvedProvider | { code: string; reason: string };
+  /** Takes a provider out of use (its endpoint asked to be removed). */
+  disable(projectId: string, kind: string, reason: string): Promise<void>;
+}
+
+export interface DispatcherOptions {
+  store: OutboxStore;
+  resolver: ProviderResolver;
+  clock: Clock;
+  logger: Logger;
+  /** This dispatcher's lease owner id. */
+  owner: string;
+  leaseMs?: number;
+  maxAttempts?: number;
+  claimBatch?: number;
+  /** Messages held in memory, waiting for their provider's gate, at most. */
+  maxLocal?: number;
+  sendTimeoutMs?: number;
+  /** The one-click unsubscribe URL for a marketing email, if Herald can serve one. */
+  unsubscribeUrl?: (message: OutboxMessage) => string | undefined;
+}
+
+const RETRY: RetryPolicy = { initialMs: 1_000, maxMs: 300_000, multiplier: 2 };
+/** A message whose gate opens later than this goes back to the outbox instead of waiting in memory. */
+const HOLD_LIMIT_MS = 2_000;
+
+interface Lane {
+  key: string;
+  gate: ProviderGate;
+  provider: ResolvedProvider;
+  items: OutboxMessage[];
+  waitUntil: number;
+}
+
+export interface DispatcherStats {
+  claimed: number;
+  sent: number;
+  failed: number;
+  retried: number;
+  expired: number;
+  inFlight: number;
+  held: number;
+}
+
+/**
+ * Delivers a cell's outbox: claims due messages with a lease, holds them per (project, provider)
+ * behind a gate (rate, adaptive concurrency, Retry-After, circuit breaker), sends them, and settles
+ * each outcome — sent, retried with backoff, failed with a reason, or expired — exactly once (I4).
+ * Messages past `expires_at` are never sent (I6). Outcomes are written in small batches.
+ */
+export class Dispatcher {
+  readonly #o: Required<Omit<DispatcherOptions, 'unsubscribeUrl'>> & Pick<DispatcherOptions, 'unsubscribeUrl'>;
+  readonly #lanes = new Map<string, Lane>();
+  readonly #settles: MessageUpdate[] = [];
+  #inFlight = 0;
+  #wake: (() => void) | undefined;
+  readonly stats: DispatcherStats = { claimed: 0, sent: 0, failed: 0, retried: 0, expired: 0, inFlight: 0, held: 0 };
+
+  constructor(options: DispatcherOptions) {
+    this.#o = {
+      leaseMs: 300_000,
+      maxAttempts: 10,
+      claimBatch: 500,
+      maxLocal: 5_000,
+      sendTimeoutMs: 30_000,
+      ...options,
+    };
+  }
+
+  #held(): number {
+    let n = 0;
+    for (const lane of this.#lanes.values()) n += lane.items.length;
+    return n;
+  }
+
+  /** Claims, routes and dispatches what it can now; resolves quickly. Returns messages newly claimed. */
+  async tick(): Promise<number> {
+    const now = this.#o.clock.now();
+    let claimed: OutboxMessage[] = [];
+    const room = this.#o.maxLocal - this.#held() - this.#inFlight;
+    if (room > 0) claimed = await this.#o.store.claimMessages(this.#o.owner, now, this.#o.leaseMs, Math.min(this.#o.claimBatch, room));
+    this.stats.claimed += claimed.length;
+    for (const m of claimed) this.#route(m, now);
+    this.#pump(now);
+    await this.flush();
+    this.stats.inFlight = this.#inFlight;
+    this.stats.held = this.#held();
+    return claimed.length;
+  }
+
+  /** Runs until the signal fires, then lets sends in flight finish and hands back what it holds. */
+  async run(signal: AbortSignal): Promise<void> {
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const claimed = await this.tick();
+        failures = 0;
+        if (claimed === 0) await this.#idle(signal, this.#nextWake());
+      } catch (error) {
+        failures++;
+        this.#o.logger.error({ err: coerceError(error).message }, 'dispatcher tick failed; backing off');
+        await sleep(backoffMs({ initialMs: 100, maxMs: 5_000, multiplier: 2 }, failures), signal);
+      }
+    }
+    await this.stop();
+  }
+
+  /** Stops: waits (bounded) for sends in flight, settles them, returns held messages to the outbox. */
+  async stop(): Promise<void> {
+    const deadline = this.#o.clock.now() + 10_000;
+    while (this.#inFlight > 0 && this.#o.clock.now() < deadline) await sleep(20);
+    await this.flush();
+    this.#lanes.clear();
+    await this.#o.store.releaseLeases(this.#o.owner, this.#o.clock.now());
+  }
+
+  wake(): void {
+    this.#wake?.();
+  }
+
+  async flush(): Promise<void> {
+    if (this.#settles.length === 0) return;
+    const batch = this.#settles.splice(0, this.#settles.length);
+    const { lostLeases } = await this.#o.store.settleMessages(batch);
+    if (lostLeases > 0) this.#o.logger.warn({ lostLeases }, 'outcomes for messages whose lease was lost were not recorded');
+  }
+
+  #route(m: OutboxMessage, now: number): void {
+    if (m.expiresAt !== null && now >= m.expiresAt) {
+      this.stats.expired++;
+      this.#settle(m, { state: 'expired', reason: 'it expired before it could be delivered', errorCode: 'EXPIRED', at: now });
+      return;
+    }
+    const provider = this.#o.resolver.resolve(m.projectId, m.channel, m.platform);
+    if (!('client' in provider)) {
+      this.stats.failed++;
+      this.#settle(m, { state: 'failed', reason: provider.reason, errorCode: provider.code, at: now });
+      return;
+    }
+    const key = `${m.projectId}/${provider.kind}/${provider.version}`;
+    let lane = this.#lanes.get(key);
+    if (!lane) {
+      lane = { key, gate: new ProviderGate(provider.limits, now), provider, items: [], waitUntil: 0 };
+      this.#lanes.set(key, lane);
+    }
+    lane.items.push(m);
+  }
+
+  /** Sends what the gates admit, round-robin across lanes so no project starves another. */
+  #pump(now: number): void {
+    let progressed = true;
+    while (progressed) {
+      progressed = false;
+      for (const lane of this.#lanes.values()) {
+        if (lane.items.length === 0 || lane.waitUntil > now) continue;
+        const admit = lane.gate.admit(now);
+        if (admit === 0) {
+          void this.#send(lane, lane.items.shift()!);
+          progressed = true;
+        } else if (admit > 0) {
+          lane.waitUntil = admit;
+          if (admit - now > HOLD_LIMIT_MS) this.#handBack(lane, admit, now);
+        }
+      }
+    }
+  }
+
+  /** A gate closed for a while (Retry-After, an open breaker): its messages wait in the outbox, unattempted. */
+  #handBack(lane: Lane, until: number, now: number): void {
+    for (const m of lane.items.splice(0)) {
+      this.#settle(m, { state: 'queued', nextAttemptAt: until, reason: null, errorCode: null, at: now, uncountAttempt: true });
+    }
+  }
+
+  #nextWake(): number {
+    let next = 250;
+    const now = this.#o.clock.now();
+    for (const lane of this.#lanes.values()) if (lane.items.length > 0 && lane.waitUntil > now) next = Math.min(next, lane.waitUntil - now);
+    return Math.max(5, next);
+  }
+
+  async #idle(signal: AbortSignal, ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+      this.#wake = done;
+    });
+  }
+
+  async #send(lane: Lane, m: OutboxMessage): Promise<void> {
+    this.#inFlight++;
+    const started = this.#o.clock.now();
+    let outcome: SendOutcome;
+    try {
+      outcome = await lane.provider.client.send(this.#request(m), AbortSignal.timeout(this.#o.sendTimeoutMs));
+    } catch (error) {
+      // A provider that throws has a bug; the message is retried like any transient failure.
+      outcome = { kind: 'failed', retryable: true, code: 'PROVIDER_ERROR', message: coerceError(error).message };
+    }
+    const now = this.#o.clock.now();
+    const retryableFailure = outcome.kind === 'failed' && outcome.retryable;
+    lane.gate.done(now, now - started, {
+      congested: retryableFailure,
+      failed: retryableFailure,
+      retryAfterMs: outcome.kind === 'failed' ? outcome.retryAfterMs : undefined,
+    });
+    this.#inFlight--;
+    this.#settleOutcome(lane, m, outcome, now);
+    if (this.#settles.length >= 100) await this.flush().catch((error: unknown) => this.#o.logger.error({ err: coerceError(error).message }, 'settling failed'));
+    this.#pump(now);
+    this.wake();
+  }
+
+  #settleOutcome(lane: Lane, m: OutboxMessage, outcome: SendOutcome, now: number): void {
+    const kind = lane.provider.kind;
+    switch (outcome.kind) {
+      case 'sent':
+        this.stats.sent++;
+        this.#settle(m, { state: 'sent', reason: null, errorCode: null, providerKind: kind, providerMessageId: outcome.providerMessageId, details: outcome.details ?? null, at: now });
+        return;
+      case 'recipient-invalid':
+        this.stats.failed++;
+        this.#settle(m, { state: 'failed', reason: outcome.message, errorCode: outcome.code, providerKind: kind, effect: outcome.effect, at: now });
+        if (outcome.effect === 'disable-endpoint') {
+          void this.#o.resolver.disable(m.projectId, kind, outcome.message).catch((error: unknown) => this.#o.logger.error({ err: coerceError(error).message }, 'could not disable a provider'));
+        }
+        return;
+      case 'failed': {
+        if (outcome.code === 'EXPIRED') {
+          this.stats.expired++;
+          this.#settle(m, { state: 'expired', reason: 'it expired before it could be delivered', errorCode: 'EXPIRED', providerKind: kind, at: now });
+          return;
+        }
+        if (outcome.retryable && m.attempts < this.#o.maxAttempts) {
+          this.stats.retried++;
+          const wait = Math.max(backoffMs(RETRY, m.attempts), outcome.retryAfterMs ?? 0);
+          this.#settle(m, { state: 'queued', nextAttemptAt: now + wait, reason: `${outcome.message} (attempt ${m.attempts}; retrying)`, errorCode: outcome.code, providerKind: kind, at: now });
+          return;
+        }
+        this.stats.failed++;
+        const reason = outcome.retryable ? `gave up after ${m.attempts} attempts: ${outcome.message}` : outcome.message;
+        this.#settle(m, { state: 'failed', reason, errorCode: outcome.code, providerKind: kind, at: now });
+      }
+    }
+  }
+
+  #settle(m: OutboxMessage, update: Omit<MessageUpdate, 'id' | 'owner' | 'target'>): void {
+    this.#settles.push({
+      ...update,
+      id: m.id,
+      owner: this.#o.owner,
+      target: { projectId: m.projectId, channel: m.channel, customId: m.customId, installId: m.installId, recipient: m.recipient },
+    });
+  }
+
+  #request(m: OutboxMessage): DeliveryRequest {
+    const unsubscribeUrl = m.channel === 'email' && m.category === 'marketing' ? this.#o.unsubscribeUrl?.(m) : undefined;
+    return {
+      messageId: m.id,
+      projectId: m.projectId,
+      channel: m.channel,
+      to: m.recipient,
+      ...(m.platform ? { platform: m.platform } : {}),
+      ...(m.webPush ? { webPush: m.webPush } : {}),
+      content: m.content,
+      category: m.category,
+      expiresAt: m.expiresAt,
+      attempt: m.attempts,
+      ...(unsubscribeUrl ? { unsubscribeUrl } : {}),
+    };
+  }
+}
