@@ -14,6 +14,7 @@ const ENTRIES = {
   cli: 'src/cli/main.ts',
   'applier-thread': 'src/runtime/applier-thread.ts',
   'log-writer-thread': 'src/runtime/log-writer-thread.ts',
+  'delivery-thread': 'src/runtime/delivery-thread.ts',
 };
 
 function walk(dir, out) {

@@ -34,6 +34,8 @@ export interface Appended {
   ingestId: string;
   /** True when an Idempotency-Key repeat got the first request's answer. */
   replayed: boolean;
+  /** What the caller stored with the first request (e.g. the send_id), returned on a repeat too. */
+  meta: Record<string, unknown>;
 }
 
 /**
@@ -42,7 +44,12 @@ export interface Appended {
  * and a different body under the same key gets 409 — decided inside the same log transaction as
  * the append, so no race can append twice.
  */
-export async function appendRecords(cells: CellRuntimes, request: FastifyRequest, records: IngestRecord[]): Promise<Appended> {
+export async function appendRecords(
+  cells: CellRuntimes,
+  request: FastifyRequest,
+  records: IngestRecord[],
+  meta: Record<string, unknown> = {},
+): Promise<Appended> {
   const principal = principalOf(request);
   const key = idempotencyKey(request);
   const runtime = cells.get(principal.project.cellId);
@@ -53,7 +60,7 @@ export async function appendRecords(cells: CellRuntimes, request: FastifyRequest
           projectId: principal.project.id,
           key,
           requestHash: sha256Hex(`${request.method} ${request.url.split('?')[0]}\n${JSON.stringify(request.body ?? null)}`),
-          meta: JSON.stringify({ accepted: records.length }),
+          meta: JSON.stringify({ ...meta, accepted: records.length }),
         }
       : undefined,
   });
@@ -61,11 +68,11 @@ export async function appendRecords(cells: CellRuntimes, request: FastifyRequest
     case 'conflict':
       throw new HeraldError('IDEMPOTENCY_CONFLICT');
     case 'replayed': {
-      const meta = JSON.parse(outcome.meta) as { accepted: number };
-      return { accepted: meta.accepted, ingestId: formatIngestId(runtime.cell.id, outcome.lastSeq), replayed: true };
+      const first = JSON.parse(outcome.meta) as { accepted: number } & Record<string, unknown>;
+      return { accepted: first.accepted, ingestId: formatIngestId(runtime.cell.id, outcome.lastSeq), replayed: true, meta: first };
     }
     case 'appended':
-      return { accepted: records.length, ingestId: formatIngestId(runtime.cell.id, outcome.lastSeq), replayed: false };
+      return { accepted: records.length, ingestId: formatIngestId(runtime.cell.id, outcome.lastSeq), replayed: false, meta };
   }
 }
 

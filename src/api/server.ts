@@ -8,6 +8,12 @@ import { registerHealthRoutes } from './routes/health-routes.ts';
 import { registerInstallationRoutes } from './routes/installation-routes.ts';
 import { registerProfileRoutes } from './routes/profile-routes.ts';
 import { registerSegmentRoutes } from './routes/segment-routes.ts';
+import { registerSendRoutes } from './routes/send-routes.ts';
+import { registerTemplateRoutes } from './routes/template-routes.ts';
+import { registerProviderRoutes } from './routes/provider-routes.ts';
+import { registerSandboxRoutes } from './routes/sandbox-routes.ts';
+import { registerCallbackRoutes } from './routes/callback-routes.ts';
+import { TemplateEngine } from '../delivery/templates/template-engine.ts';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
@@ -70,6 +76,12 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions): Promis
   // Herald's API is JSON only: a JSON body sent as text/plain is refused with 415, not misread.
   app.removeContentTypeParser('text/plain');
   await app.register(async (scope) => registerSegmentRoutes(scope, deps));
+  const templates = new TemplateEngine();
+  registerSendRoutes(app, deps, templates);
+  registerTemplateRoutes(app, deps, templates);
+  registerProviderRoutes(app, deps);
+  registerSandboxRoutes(app, deps);
+  await registerCallbackRoutes(app, deps);
 
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;

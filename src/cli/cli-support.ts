@@ -19,7 +19,14 @@ export function addCommonOptions(command: Command): Command {
 }
 
 export function configFrom(options: CommonOptions & ConfigOverrides): HeraldConfig {
-  return loadConfig({ dataDir: options.dataDir, databaseUrl: options.databaseUrl, port: options.port, host: options.host, logLevel: options.logLevel });
+  return loadConfig({
+    dataDir: options.dataDir,
+    databaseUrl: options.databaseUrl,
+    port: options.port,
+    host: options.host,
+    logLevel: options.logLevel,
+    sandbox: options.sandbox,
+  });
 }
 
 /**

@@ -6,6 +6,7 @@ import { registerMigrateCommand } from './commands/migrate-command.ts';
 import { registerProjectCommands } from './commands/project-commands.ts';
 import { registerQuarantineCommands } from './commands/quarantine-commands.ts';
 import { registerStartCommand } from './commands/start-command.ts';
+import { registerSandboxCommands } from './commands/sandbox-commands.ts';
 
 /** The `herald` command: thin — parse arguments, call the same services the API uses. */
 export function buildProgram(): Command {
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerCellCommands(program);
   registerMigrateCommand(program);
   registerQuarantineCommands(program);
+  registerSandboxCommands(program);
   return program;
 }
 

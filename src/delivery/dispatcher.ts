@@ -203,6 +203,7 @@ export class Dispatcher {
     await new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
+        signal.removeEventListener('abort', done);
         this.#wake = undefined;
         resolve();
       };

@@ -3,7 +3,7 @@ import type { SendRecord } from '../ingest/records.ts';
 import type { InstallationState, ProfileState } from '../profiles/profile-model.ts';
 import type { NewMessage, SendRow } from '../storage/outbox-port.ts';
 import { LANES } from '../storage/outbox-port.ts';
-import type { Channel, MessageContent } from './delivery-model.ts';
+import type { Channel, MessageContent, WebhookContent } from './delivery-model.ts';
 import type { TemplateEngine } from './templates/template-engine.ts';
 import { pickVariant } from './templates/template-engine.ts';
 
@@ -82,7 +82,7 @@ export async function materializeSend(
             message: { id, channel: record.channel },
           })
         : { ok: false as const, reason: 'the template has no variant for this language and no default' };
-      if (rendered.ok) content = withPriority(rendered.content, record);
+      if (rendered.ok) content = finishContent(rendered.content, record, d.customId);
       else settled = { state: 'failed', code: 'TEMPLATE_ERROR', reason: rendered.reason };
     }
     messages.push({
@@ -126,8 +126,14 @@ export async function materializeSend(
   };
 }
 
-function withPriority(content: MessageContent, record: SendRecord): MessageContent {
-  return record.channel === 'push' ? { ...content, priority: record.priority } : content;
+/** Send-wide settings a channel's content carries: push priority; the recipient a webhook is about. */
+function finishContent(content: MessageContent, record: SendRecord, customId: string | null): MessageContent {
+  if (record.channel === 'push') return { ...content, priority: record.priority };
+  if (record.channel === 'webhook') {
+    const hook = content as WebhookContent;
+    return { type: hook.type, data: { ...hook.data, ...(customId ? { custom_id: customId } : {}) } };
+  }
+  return content;
 }
 
 const unique = (list: readonly string[] | undefined): string[] => [...new Set(list ?? [])];

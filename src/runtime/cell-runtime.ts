@@ -11,6 +11,7 @@ import { backendFor, openLog, openStore } from '../storage/backends.ts';
 import { ReopeningLog } from './reopening-log.ts';
 import type { ApplierStatus } from './applier-loop.ts';
 import { startThread } from './threads.ts';
+import type { DeliveryStatus } from './delivery-thread.ts';
 import { ThreadedLogAppender } from './threaded-log-appender.ts';
 
 export interface CellStatus {
@@ -20,11 +21,14 @@ export interface CellStatus {
   lag: number;
 }
 
-interface Deps {
+export interface CellDeps {
   config: HeraldConfig;
   clock: Clock;
   logger: Logger;
+  /** Delivery: where the sandbox's stand-ins are, where this Herald is reached, the unsubscribe key. */
+  delivery: { sandboxEndpoints: Record<string, string>; publicUrl: string; unsubscribeKey: string } | undefined;
 }
+type Deps = CellDeps;
 
 const RETRY_AFTER_SECONDS = 2;
 /** How long a COMMIT already under way may still take before the API answers APPEND_UNCONFIRMED. */
@@ -41,6 +45,8 @@ export class CellRuntime {
   #appender: (LogAppender & { close(): Promise<void>; headSeq(): Promise<number> }) | undefined;
   #committer: GroupCommitter | undefined;
   #applier: Worker | undefined;
+  #delivery: Worker | undefined;
+  #deliveryStatus: DeliveryStatus | undefined;
   #readStore: Promise<CellStore> | undefined;
   #headSeq = 0;
   /** Records of appends under way, counted against the backlog limit before they commit. */
@@ -74,6 +80,7 @@ export class CellRuntime {
       commitGraceMs: COMMIT_GRACE_MS,
     });
     this.#startApplier();
+    this.#startDelivery();
     this.#logProbe = this.#appender.headSeq().then(
       (head) => {
         this.#headSeq = Math.max(this.#headSeq, head);
@@ -130,7 +137,38 @@ export class CellRuntime {
     this.#applier = worker;
   }
 
+  /** The delivery thread: claims this cell's outbox and sends (restarted if it dies). */
+  #startDelivery(): void {
+    const delivery = this.#deps.delivery;
+    if (!delivery) return;
+    const worker = startThread(
+      'delivery-thread',
+      { cellId: this.cell.id, storeUrl: this.cell.storeUrl, config: this.#deps.config, ...delivery },
+      `herald-delivery-${this.cell.id}`,
+      { maxHeapMb: 512 },
+    );
+    worker.on('message', (message: { type: 'delivery'; status: DeliveryStatus }) => {
+      if (message.type === 'delivery') this.#deliveryStatus = message.status;
+    });
+    worker.on('error', (error) => this.#deps.logger.error({ cell: this.cell.id, err: error.message }, 'delivery thread failed'));
+    worker.on('exit', () => {
+      this.#delivery = undefined;
+      if (this.#stopping) return;
+      this.#deps.logger.error({ cell: this.cell.id }, 'delivery thread exited; restarting in 1 s');
+      setTimeout(() => {
+        if (!this.#stopping) this.#startDelivery();
+      }, 1000).unref();
+    });
+    this.#delivery = worker;
+  }
+
+  get deliveryStatus(): DeliveryStatus | undefined {
+    return this.#deliveryStatus;
+  }
+
   #onApplierStatus(status: ApplierStatus): void {
+    // New messages may have been materialised: let the delivery thread look now.
+    if (status.appliedSeq > this.#applierStatus.appliedSeq) this.#delivery?.postMessage({ type: 'wake' });
     this.#applierStatus = status;
     for (const waiter of this.#waiters) {
       if (status.appliedSeq >= waiter.seq) {
@@ -257,18 +295,20 @@ export class CellRuntime {
   async stop(): Promise<void> {
     this.#stopping = true;
     await this.#committer?.drain();
-    const applier = this.#applier;
-    if (applier) {
-      await new Promise<void>((resolve) => {
-        applier.once('exit', () => resolve());
-        applier.postMessage({ type: 'stop' });
-        setTimeout(() => void applier.terminate(), 10_000).unref();
-      });
-    }
+    await Promise.all([this.#applier, this.#delivery].flatMap((worker) => (worker ? [stopWorker(worker)] : [])));
     await this.#appender?.close();
     const store = await this.#readStore?.catch(() => undefined);
     await store?.close();
     for (const waiter of this.#waiters) waiter.resolve(false);
     this.#waiters.clear();
   }
+}
+
+/** Asks a worker to stop, and terminates it if it has not within 15 s. */
+function stopWorker(worker: Worker): Promise<void> {
+  return new Promise<void>((resolve) => {
+    worker.once('exit', () => resolve());
+    worker.postMessage({ type: 'stop' });
+    setTimeout(() => void worker.terminate(), 15_000).unref();
+  });
 }

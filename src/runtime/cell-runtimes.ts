@@ -1,9 +1,6 @@
-import type { HeraldConfig } from '../config/config.ts';
 import type { ControlPlane } from '../control/control-plane.ts';
-import type { Clock } from '../core/clock.ts';
 import { HeraldError } from '../core/errors.ts';
-import type { Logger } from '../core/logger.ts';
-import { CellRuntime } from './cell-runtime.ts';
+import { CellRuntime, type CellDeps } from './cell-runtime.ts';
 
 /** The runtimes of every cell, started as cells appear in the control plane. */
 export class CellRuntimes {
@@ -13,7 +10,7 @@ export class CellRuntimes {
 
   constructor(
     private readonly control: ControlPlane,
-    private readonly deps: { config: HeraldConfig; clock: Clock; logger: Logger },
+    private readonly deps: CellDeps,
   ) {}
 
   /** Starts every cell, and resolves when their logs answered (at most `readyTimeoutMs` each). */

@@ -181,7 +181,19 @@ export class SandboxBehaviors {
 export class SandboxTrust {
   readonly #entries = new Map<string, Map<string, Record<string, string>>>();
 
+  /** With `persist`, everything registered is saved, so a restarted sandbox still trusts it. */
+  constructor(private readonly persist?: { load(): Record<string, Record<string, Record<string, string>>>; save(all: Record<string, Record<string, Record<string, string>>>): void }) {
+    for (const [kind, byId] of Object.entries(persist?.load() ?? {})) {
+      for (const [id, material] of Object.entries(byId)) this.#set(kind, id, material);
+    }
+  }
+
   register(kind: string, id: string, material: Record<string, string>): void {
+    this.#set(kind, id, material);
+    this.persist?.save(Object.fromEntries([...this.#entries].map(([k, byId]) => [k, Object.fromEntries(byId)])));
+  }
+
+  #set(kind: string, id: string, material: Record<string, string>): void {
     let byId = this.#entries.get(kind);
     if (!byId) {
       byId = new Map();

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
 import type { BehaviorRule, ActiveRule, RunningService, SandboxMessage, SandboxService } from './sandbox-model.ts';
@@ -36,13 +38,16 @@ export interface SandboxOptions {
   services?: readonly SandboxService[];
   /** First port of a fixed range (one per stand-in, in registry order); 0 or absent: any free ports. */
   basePort?: number;
+  /** A directory where the sandbox keeps what it trusts and a log of what it received (for `herald sandbox tail`). */
+  dir?: string;
 }
 
 /** Starts every stand-in in this process. */
 export async function startSandbox(options: SandboxOptions): Promise<LocalSandbox> {
   const recorder = new SandboxRecorder(options.clock, options.keep);
   const behaviors = new SandboxBehaviors(options.clock);
-  const trustStore = new SandboxTrust();
+  const trustStore = new SandboxTrust(options.dir ? jsonFile(path.join(options.dir, 'trust.json')) : undefined);
+  if (options.dir) recorder.onMessage(appendTo(path.join(options.dir, MESSAGES_FILE)));
   const services = options.services ?? SANDBOX_SERVICES;
   const basePort = options.basePort ?? 0;
   const context = {
@@ -75,5 +80,46 @@ export async function startSandbox(options: SandboxOptions): Promise<LocalSandbo
     async close() {
       await Promise.all(running.map(([, r]) => r.close().catch(() => undefined)));
     },
+  };
+}
+
+/** The file `herald sandbox tail` follows: one JSON line per message received. */
+export const MESSAGES_FILE = 'messages.ndjson';
+const MESSAGES_FILE_LIMIT = 20 * 1024 * 1024;
+
+function jsonFile(file: string) {
+  return {
+    load(): Record<string, Record<string, Record<string, string>>> {
+      try {
+        return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, Record<string, Record<string, string>>>;
+      } catch {
+        return {};
+      }
+    },
+    save(all: Record<string, Record<string, Record<string, string>>>): void {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const temp = `${file}.tmp-${process.pid}`;
+      fs.writeFileSync(temp, JSON.stringify(all), { mode: 0o600 });
+      fs.renameSync(temp, file);
+    },
+  };
+}
+
+/** Appends each received message to a JSON-lines file, starting a new one past 20 MB. */
+function appendTo(file: string): (message: SandboxMessage) => void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  let size = fs.existsSync(file) ? fs.statSync(file).size : 0;
+  return (message) => {
+    const line = `${JSON.stringify(message)}\n`;
+    try {
+      if (size + line.length > MESSAGES_FILE_LIMIT) {
+        fs.renameSync(file, `${file}.1`);
+        size = 0;
+      }
+      fs.appendFileSync(file, line);
+      size += line.length;
+    } catch {
+      // the log is a convenience for `herald sandbox tail`; delivery to the sandbox does not depend on it
+    }
   };
 }

@@ -112,6 +112,9 @@ export interface OutboxStore {
   /** How many messages are due now (for lag and drain estimates). */
   countDue(nowMs: number): Promise<number>;
 
+  /** A delivery receipt from the provider (e.g. an SMS status callback), kept in the message's history. */
+  recordReceipt(projectId: string, providerKind: string, providerMessageId: string, status: string, atMs: number): Promise<boolean>;
+
   getSend(projectId: string, sendId: string): Promise<SendReport | null>;
   listMessages(
     projectId: string,

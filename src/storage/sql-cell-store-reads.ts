@@ -123,6 +123,10 @@ export abstract class SqlCellStoreReads {
     return this.#messages.countDue(nowMs);
   }
 
+  recordReceipt(projectId: string, providerKind: string, providerMessageId: string, status: string, atMs: number): Promise<boolean> {
+    return this.#messages.recordReceipt(projectId, providerKind, providerMessageId, status, atMs);
+  }
+
   getSend(projectId: string, sendId: string): Promise<SendReport | null> {
     return this.#messages.getSend(projectId, sendId);
   }

@@ -144,6 +144,17 @@ export class SqlOutbox implements OutboxStore {
     return rows[0] ? readInt(rows[0].n) : 0;
   }
 
+  async recordReceipt(projectId: string, providerKind: string, providerMessageId: string, status: string, atMs: number): Promise<boolean> {
+    const rows = await this.db.query<Row>(
+      'SELECT id, state FROM messages WHERE provider_message_id = ? AND project_id = ? AND provider_kind = ?',
+      [providerMessageId, projectId, providerKind],
+    );
+    const row = rows[0];
+    if (!row) return false;
+    await this.db.run(INSERT_EVENT_SQL, [String(row.id), atMs, String(row.state), `RECEIPT_${status.toUpperCase()}`, `the provider reported: ${status}`]);
+    return true;
+  }
+
   async getSend(projectId: string, sendId: string): Promise<SendReport | null> {
     const sends = await this.db.query<Row>('SELECT * FROM sends WHERE id = ? AND project_id = ?', [sendId, projectId]);
     const row = sends[0];

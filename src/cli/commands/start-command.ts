@@ -4,6 +4,7 @@ import { HERALD_VERSION } from '../../version.ts';
 import { action, addCommonOptions, configFrom, type CommonOptions } from '../cli-support.ts';
 
 interface StartOptions extends CommonOptions {
+  sandbox?: string;
   port?: string;
   host?: string;
   logLevel?: string;
@@ -16,7 +17,8 @@ export function registerStartCommand(program: Command): void {
       .description('Run Herald: the API, the ingest log and the appliers of every cell')
       .option('-p, --port <port>', 'HTTP port (default: $HERALD_PORT or 8080; 0 picks a free one)')
       .option('--host <host>', 'interface to listen on (default: $HERALD_HOST or 127.0.0.1; 0.0.0.0 for all)')
-      .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: info)'),
+      .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: info)')
+      .option('--sandbox <mode>', '"auto" (run the provider sandbox, default), "off", or the control URL of a `herald sandbox serve`'),
   ).action(
     action(async (options: StartOptions) => {
       const config = configFrom(options);

@@ -115,6 +115,7 @@ export const SQLITE_STORE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX messages_leased ON messages (lease_until) WHERE state = 'sending';
       CREATE INDEX messages_send ON messages (send_id, state);
       CREATE INDEX messages_profile ON messages (project_id, custom_id, created_at);
+      CREATE INDEX messages_provider_id ON messages (provider_message_id) WHERE provider_message_id IS NOT NULL;
       CREATE TABLE message_events (
         id INTEGER PRIMARY KEY,
         message_id TEXT NOT NULL,
