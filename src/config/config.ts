@@ -33,6 +33,8 @@ export interface HeraldConfig {
   readonly sandboxPort: number;
   /** Where recipients and providers reach this Herald (unsubscribe links, status callbacks). */
   readonly publicUrl: string | undefined;
+  /** How long a claimed message is reserved for its dispatcher; a dead dispatcher's messages return after this. */
+  readonly deliveryLeaseMs: number;
 }
 
 export interface ConfigOverrides {
@@ -121,6 +123,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     sandbox: sandboxSetting(overrides.sandbox ?? env.HERALD_SANDBOX),
     sandboxPort: integer('HERALD_SANDBOX_PORT', env.HERALD_SANDBOX_PORT, defaultSandboxPort(overrides.port ?? env.HERALD_PORT), 0, 65_000),
     publicUrl: env.HERALD_PUBLIC_URL || undefined,
+    deliveryLeaseMs: integer('HERALD_DELIVERY_LEASE_MS', env.HERALD_DELIVERY_LEASE_MS, 60_000, 1_000, 3_600_000),
   });
 }
 

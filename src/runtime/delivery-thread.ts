@@ -70,6 +70,7 @@ async function main(): Promise<void> {
           clock: systemClock,
           logger,
           owner,
+          leaseMs: data.config.deliveryLeaseMs,
           unsubscribeUrl: (m) => {
             const token = unsubscribeToken(key, { projectId: m.projectId, customId: m.customId, address: m.recipient });
             return data.publicUrl.startsWith('https://') ? `${data.publicUrl}/v1/unsubscribe/${token}` : undefined;
