@@ -7,6 +7,7 @@ import { registerProjectCommands } from './commands/project-commands.ts';
 import { registerQuarantineCommands } from './commands/quarantine-commands.ts';
 import { registerStartCommand } from './commands/start-command.ts';
 import { registerSandboxCommands } from './commands/sandbox-commands.ts';
+import { registerProviderCommands } from './commands/provider-commands.ts';
 
 /** The `herald` command: thin — parse arguments, call the same services the API uses. */
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerCellCommands(program);
   registerMigrateCommand(program);
   registerQuarantineCommands(program);
+  registerProviderCommands(program);
   registerSandboxCommands(program);
   return program;
 }

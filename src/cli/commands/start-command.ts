@@ -30,6 +30,12 @@ export function registerStartCommand(program: Command): void {
         `Herald ${HERALD_VERSION} is running at ${app.url}  (storage: ${storage})`,
         `  API docs: ${app.url}/docs    health: ${app.url}/v1/ready`,
       ];
+      if (app.sandbox) {
+        out.push(
+          '  sandbox: local stand-ins for APNs, FCM, Web Push, SMTP, SMS and webhooks receive the demo project\'s messages;',
+          '           watch them with `npx herald sandbox tail` or GET /v1/sandbox/messages',
+        );
+      }
       if (app.demo) {
         const { project, secretKey, publicKey } = app.demo;
         out.push(
