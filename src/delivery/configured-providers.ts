@@ -45,6 +45,10 @@ export class ConfiguredProviders implements ProviderResolver {
     return { code: 'PROVIDER_NOT_CONFIGURED', reason: `no ${what} provider is configured for this project` };
   }
 
+  async refresh(): Promise<void> {
+    await this.control.refresh();
+  }
+
   disable(projectId: string, kind: string, reason: string): Promise<void> {
     return this.control.disableProvider(projectId, kind, reason);
   }

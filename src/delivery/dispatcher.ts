@@ -21,6 +21,8 @@ export interface ProviderResolver {
   resolve(projectId: string, channel: Channel, platform: Platform | null): ResolvedProvider | { code: string; reason: string };
   /** Takes a provider out of use (its endpoint asked to be removed). */
   disable(projectId: string, kind: string, reason: string): Promise<void>;
+  /** Looks at the configuration again (a provider saved a moment ago may not be seen yet). */
+  refresh?(): Promise<void>;
 }
 
 export interface DispatcherOptions {
@@ -41,6 +43,12 @@ export interface DispatcherOptions {
 }
 
 const RETRY: RetryPolicy = { initialMs: 1_000, maxMs: 300_000, multiplier: 2 };
+/**
+ * A message whose provider is not (yet) in this thread's view of the configuration is handed back
+ * for a while before it fails: the API checked a provider existed when it accepted the send, and a
+ * provider saved a moment ago reaches this thread within a refresh.
+ */
+const PROVIDER_GRACE_MS = 30_000;
 /** A message whose gate opens later than this goes back to the outbox instead of waiting in memory. */
 const HOLD_LIMIT_MS = 2_000;
 
@@ -72,6 +80,9 @@ export class Dispatcher {
   readonly #o: Required<Omit<DispatcherOptions, 'unsubscribeUrl'>> & Pick<DispatcherOptions, 'unsubscribeUrl'>;
   readonly #lanes = new Map<string, Lane>();
   readonly #settles: MessageUpdate[] = [];
+  /** Ids held in lanes or in flight: a claim of one of them (a lease this dispatcher let lapse) is ignored. */
+  readonly #mine = new Set<string>();
+  #renewedAt = 0;
   #inFlight = 0;
   #wake: (() => void) | undefined;
   readonly stats: DispatcherStats = { claimed: 0, sent: 0, failed: 0, retried: 0, expired: 0, inFlight: 0, held: 0 };
@@ -100,9 +111,14 @@ export class Dispatcher {
     const room = this.#o.maxLocal - this.#held() - this.#inFlight;
     if (room > 0) claimed = await this.#o.store.claimMessages(this.#o.owner, now, this.#o.leaseMs, Math.min(this.#o.claimBatch, room));
     this.stats.claimed += claimed.length;
-    for (const m of claimed) this.#route(m, now);
+    for (const m of claimed) {
+      if (this.#mine.has(m.id)) continue; // already ours: the copy we hold settles it
+      this.#mine.add(m.id);
+      this.#route(m, now);
+    }
     this.#pump(now);
     await this.flush();
+    await this.#renewLeases(now);
     this.stats.inFlight = this.#inFlight;
     this.stats.held = this.#held();
     return claimed.length;
@@ -131,11 +147,19 @@ export class Dispatcher {
     while (this.#inFlight > 0 && this.#o.clock.now() < deadline) await sleep(20);
     await this.flush();
     this.#lanes.clear();
+    this.#mine.clear();
     await this.#o.store.releaseLeases(this.#o.owner, this.#o.clock.now());
   }
 
   wake(): void {
     this.#wake?.();
+  }
+
+  /** Keeps the leases of everything held or in flight alive, so no other claim takes them (I4). */
+  async #renewLeases(now: number): Promise<void> {
+    if (this.#mine.size === 0 || now - this.#renewedAt < this.#o.leaseMs / 3) return;
+    this.#renewedAt = now;
+    await this.#o.store.renewLeases(this.#o.owner, [...this.#mine], now + this.#o.leaseMs);
   }
 
   async flush(): Promise<void> {
@@ -148,13 +172,18 @@ export class Dispatcher {
   #route(m: OutboxMessage, now: number): void {
     if (m.expiresAt !== null && now >= m.expiresAt) {
       this.stats.expired++;
-      this.#settle(m, { state: 'expired', reason: 'it expired before it could be delivered', errorCode: 'EXPIRED', at: now });
+      this.#settle(m, { state: 'expired', reason: 'it expired before it could be delivered', errorCode: 'EXPIRED', at: now, uncountAttempt: true });
       return;
     }
     const provider = this.#o.resolver.resolve(m.projectId, m.channel, m.platform);
     if (!('client' in provider)) {
+      if (now - m.createdAt < PROVIDER_GRACE_MS) {
+        void this.#o.resolver.refresh?.();
+        this.#settle(m, { state: 'queued', nextAttemptAt: now + 1_000, reason: null, errorCode: null, at: now, handBack: true });
+        return;
+      }
       this.stats.failed++;
-      this.#settle(m, { state: 'failed', reason: provider.reason, errorCode: provider.code, at: now });
+      this.#settle(m, { state: 'failed', reason: provider.reason, errorCode: provider.code, at: now, uncountAttempt: true });
       return;
     }
     const key = `${m.projectId}/${provider.kind}/${provider.version}`;
@@ -188,7 +217,7 @@ export class Dispatcher {
   /** A gate closed for a while (Retry-After, an open breaker): its messages wait in the outbox, unattempted. */
   #handBack(lane: Lane, until: number, now: number): void {
     for (const m of lane.items.splice(0)) {
-      this.#settle(m, { state: 'queued', nextAttemptAt: until, reason: null, errorCode: null, at: now, uncountAttempt: true });
+      this.#settle(m, { state: 'queued', nextAttemptAt: until, reason: null, errorCode: null, at: now, handBack: true });
     }
   }
 
@@ -218,7 +247,8 @@ export class Dispatcher {
     const started = this.#o.clock.now();
     let outcome: SendOutcome;
     try {
-      outcome = await lane.provider.client.send(this.#request(m), AbortSignal.timeout(this.#o.sendTimeoutMs));
+      // The send must end well inside the lease, or another claim could take the message meanwhile.
+      outcome = await lane.provider.client.send(this.#request(m), AbortSignal.timeout(Math.min(this.#o.sendTimeoutMs, this.#o.leaseMs / 2)));
     } catch (error) {
       // A provider that throws has a bug; the message is retried like any transient failure.
       outcome = { kind: 'failed', retryable: true, code: 'PROVIDER_ERROR', message: coerceError(error).message };
@@ -270,11 +300,13 @@ export class Dispatcher {
     }
   }
 
-  #settle(m: OutboxMessage, update: Omit<MessageUpdate, 'id' | 'owner' | 'target'>): void {
+  #settle(m: OutboxMessage, update: Omit<MessageUpdate, 'id' | 'owner' | 'target' | 'claimedAttempt'>): void {
+    this.#mine.delete(m.id);
     this.#settles.push({
       ...update,
       id: m.id,
       owner: this.#o.owner,
+      claimedAttempt: m.attempts,
       target: { projectId: m.projectId, channel: m.channel, customId: m.customId, installId: m.installId, recipient: m.recipient },
     });
   }

@@ -221,7 +221,8 @@ function pushDrafts(
   key: (suffix: string) => string,
   settle: (d: Omit<Draft, 'settled'>, code: string, reason: string) => void,
 ): void {
-  const usable = installations.filter((i) => (i.platform === 'web' ? i.webPush !== null : i.pushToken !== null));
+  // An installation whose token or subscription the provider refused stays visible (as suppressed).
+  const usable = installations.filter((i) => (i.platform === 'web' ? i.webPush !== null : i.pushToken !== null) || i.pushDisabledReason !== null);
   if (usable.length === 0) {
     const customId = profile?.customId ?? installations[0]?.customId ?? null;
     settle(
@@ -235,7 +236,7 @@ function pushDrafts(
     const d: Omit<Draft, 'settled'> = {
       customId: i.customId ?? profile?.customId ?? null,
       profile,
-      recipient: i.platform === 'web' ? i.webPush!.endpoint : i.pushToken!,
+      recipient: (i.platform === 'web' ? i.webPush?.endpoint : i.pushToken) ?? i.installId,
       installId: i.installId,
       platform: i.platform,
       webPush: i.platform === 'web' ? i.webPush : null,

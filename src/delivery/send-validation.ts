@@ -114,11 +114,12 @@ export async function validateSend(body: unknown, projectId: string, control: Co
     variants = { default: send.message };
   } else {
     template = await control.config.getTemplate(projectId, send.template_id!);
-    if (!template) throw new HeraldError('TEMPLATE_NOT_FOUND', { message: `No template "${send.template_id}" in this project.` });
-    if (template.channel !== send.channel) {
+    if (!template) {
+      problems.push({ path: '/template_id', code: 'TEMPLATE_NOT_FOUND', message: `no template "${send.template_id}" in this project` });
+    } else if (template.channel !== send.channel) {
       problems.push({ path: '/template_id', code: 'TEMPLATE_CHANNEL', message: `the template is for ${template.channel}, not ${send.channel}` });
     }
-    variants = template.variants;
+    if (template) variants = template.variants;
   }
   if (send.data !== undefined && JSON.stringify(send.data).length > 64 * 1024) {
     problems.push({ path: '/data', code: 'TOO_LARGE', message: 'must be at most 64 KiB of JSON' });

@@ -244,10 +244,12 @@ export interface SandboxService {
 export function applyDelay(rule: ActiveRule | undefined, signal?: AbortSignal): Promise<void> {
   if (!rule || (!rule.hang && !rule.delayMs)) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = rule.hang ? undefined : setTimeout(resolve, rule.delayMs);
-    signal?.addEventListener('abort', () => {
+    const done = (): void => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
       resolve();
-    });
+    };
+    const timer = rule.hang ? undefined : setTimeout(done, rule.delayMs);
+    signal?.addEventListener('abort', done, { once: true });
   });
 }

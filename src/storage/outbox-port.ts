@@ -83,8 +83,16 @@ export interface MessageUpdate {
   at: number;
   /** What a rejected recipient means for stored data (disable the token, suppress the address…). */
   effect?: RecipientEffect;
-  /** Handed back before it was attempted (its provider asked to wait): the claim does not count. */
+  /** The claim did not lead to an attempt (no provider could take it): the claim does not count. */
   uncountAttempt?: boolean;
+  /** Handed back to the queue unattempted (its provider asked to wait): no history entry either. */
+  handBack?: boolean;
+  /**
+   * The `attempts` value of the claim this outcome belongs to. A message taken back after its
+   * lease expired and claimed again has a higher count, so a late outcome of the old claim is
+   * ignored even when the same dispatcher made both claims (I4).
+   */
+  claimedAttempt: number;
 }
 
 export interface SendReport {
@@ -107,6 +115,8 @@ export interface OutboxStore {
   claimMessages(owner: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxMessage[]>;
   /** Records outcomes (and their effects on recipients), each only if `owner` still holds the lease. */
   settleMessages(updates: readonly MessageUpdate[]): Promise<{ applied: number; lostLeases: number }>;
+  /** Extends the leases `owner` holds on these messages (still `sending`) to `untilMs`. */
+  renewLeases(owner: string, ids: readonly string[], untilMs: number): Promise<number>;
   /** Puts back what `owner` still holds (on shutdown), without counting the attempt it had started. */
   releaseLeases(owner: string, nowMs: number): Promise<number>;
   /** How many messages are due now (for lag and drain estimates). */

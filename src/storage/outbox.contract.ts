@@ -100,9 +100,25 @@ export function runOutboxContract(makeFixture: () => Promise<StoreFixture>): voi
       assert.equal(again?.attempts, 2);
       // The dead worker's late answer is ignored: it no longer holds the lease.
       const late = await store.settleMessages([
-        { id: m.id, owner: 'dead-worker', state: 'sent', reason: null, errorCode: null, at: T0 + 6_000, target: { projectId: P, channel: 'push', customId: 'u1', installId: 'i1', recipient: 'token-1' } },
+        { id: m.id, owner: 'dead-worker', claimedAttempt: 1, state: 'sent', reason: null, errorCode: null, at: T0 + 6_000, target: { projectId: P, channel: 'push', customId: 'u1', installId: 'i1', recipient: 'token-1' } },
       ]);
       assert.deepEqual(late, { applied: 0, lostLeases: 1 });
+    }));
+
+  it('ignores a late outcome of an older claim, even from the same dispatcher, and keeps renewed leases (I4)', () =>
+    withStore(async (store) => {
+      await enqueue(store, [message(1), message(2)]);
+      const target = { projectId: P, channel: 'push' as const, customId: 'u1', installId: 'i1', recipient: 'token-1' };
+      const [first, second] = await store.claimMessages('w', T0 + 100, 1_000, 10);
+      assert.ok(first && second);
+      // The second message's lease is renewed; the first one's lapses and the same dispatcher claims it again.
+      assert.equal(await store.renewLeases('w', [second.id], T0 + 10_000), 1);
+      const again = await store.claimMessages('w', T0 + 5_000, 1_000, 10);
+      assert.deepEqual(again.map((m) => [m.id, m.attempts]), [[first.id, 2]], 'only the lapsed lease was taken back');
+      const stale = await store.settleMessages([{ id: first.id, owner: 'w', claimedAttempt: 1, state: 'sent', reason: null, errorCode: null, at: T0 + 5_001, target }]);
+      assert.deepEqual(stale, { applied: 0, lostLeases: 1 }, 'the outcome of the first claim no longer counts');
+      const current = await store.settleMessages([{ id: first.id, owner: 'w', claimedAttempt: 2, state: 'sent', reason: null, errorCode: null, at: T0 + 5_002, target }]);
+      assert.deepEqual(current, { applied: 1, lostLeases: 0 });
     }));
 
   it('settles outcomes with history, schedules retries and records provider ids', () =>
@@ -111,8 +127,8 @@ export function runOutboxContract(makeFixture: () => Promise<StoreFixture>): voi
       const claimed = await store.claimMessages('w', T0 + 100, 30_000, 10);
       const target = (n: number) => ({ projectId: P, channel: 'push' as const, customId: `u${n}`, installId: `i${n}`, recipient: `token-${n}` });
       const result = await store.settleMessages([
-        { id: claimed[0]!.id, owner: 'w', state: 'sent', reason: null, errorCode: null, providerKind: 'apns', providerMessageId: 'apns-1', details: { x: 1 }, at: T0 + 10, target: target(1) },
-        { id: claimed[1]!.id, owner: 'w', state: 'queued', nextAttemptAt: T0 + 60_000, reason: 'APNs answered 503; retrying', errorCode: 'HTTP_503', at: T0 + 10, target: target(2) },
+        { id: claimed[0]!.id, owner: 'w', claimedAttempt: 1, state: 'sent', reason: null, errorCode: null, providerKind: 'apns', providerMessageId: 'apns-1', details: { x: 1 }, at: T0 + 10, target: target(1) },
+        { id: claimed[1]!.id, owner: 'w', claimedAttempt: 1, state: 'queued', nextAttemptAt: T0 + 60_000, reason: 'APNs answered 503; retrying', errorCode: 'HTTP_503', at: T0 + 10, target: target(2) },
       ]);
       assert.deepEqual(result, { applied: 2, lostLeases: 0 });
       assert.deepEqual(await store.claimMessages('w', T0 + 30_000, 30_000, 10), [], 'the retry is not due yet');
@@ -149,9 +165,9 @@ export function runOutboxContract(makeFixture: () => Promise<StoreFixture>): voi
       const claimed = await store.claimMessages('w', T0 + 100, 30_000, 10);
       const byRecipient = new Map(claimed.map((m) => [m.recipient, m]));
       await store.settleMessages([
-        { id: byRecipient.get('token-1')!.id, owner: 'w', state: 'failed', reason: 'Unregistered', errorCode: 'Unregistered', effect: 'disable-token', at: T0, target: { projectId: P, channel: 'push', customId: 'u1', installId: 'i1', recipient: 'token-1' } },
-        { id: byRecipient.get('gone@example.com')!.id, owner: 'w', state: 'failed', reason: 'bounced', errorCode: 'SMTP_550', effect: 'suppress-address', at: T0, target: { projectId: P, channel: 'email', customId: 'u2', installId: null, recipient: 'gone@example.com' } },
-        { id: byRecipient.get('+14155550123')!.id, owner: 'w', state: 'failed', reason: 'STOP', errorCode: '21610', effect: 'unsubscribe-sms', at: T0, target: { projectId: P, channel: 'sms', customId: 'u1', installId: null, recipient: '+14155550123' } },
+        { id: byRecipient.get('token-1')!.id, owner: 'w', claimedAttempt: 1, state: 'failed', reason: 'Unregistered', errorCode: 'Unregistered', effect: 'disable-token', at: T0, target: { projectId: P, channel: 'push', customId: 'u1', installId: 'i1', recipient: 'token-1' } },
+        { id: byRecipient.get('gone@example.com')!.id, owner: 'w', claimedAttempt: 1, state: 'failed', reason: 'bounced', errorCode: 'SMTP_550', effect: 'suppress-address', at: T0, target: { projectId: P, channel: 'email', customId: 'u2', installId: null, recipient: 'gone@example.com' } },
+        { id: byRecipient.get('+14155550123')!.id, owner: 'w', claimedAttempt: 1, state: 'failed', reason: 'STOP', errorCode: '21610', effect: 'unsubscribe-sms', at: T0, target: { projectId: P, channel: 'sms', customId: 'u1', installId: null, recipient: '+14155550123' } },
       ]);
       const profile = await store.getProfile(P, 'u1', { eventsLimit: 1 });
       assert.equal(profile?.installations[0]?.pushDisabledReason, 'Unregistered');

@@ -115,6 +115,10 @@ export abstract class SqlCellStoreReads {
     return this.#messages.settleMessages(updates);
   }
 
+  renewLeases(owner: string, ids: readonly string[], untilMs: number): Promise<number> {
+    return this.#messages.renewLeases(owner, ids, untilMs);
+  }
+
   releaseLeases(owner: string, nowMs: number): Promise<number> {
     return this.#messages.releaseLeases(owner, nowMs);
   }

@@ -114,20 +114,34 @@ export class SqlOutbox implements OutboxStore {
              details = COALESCE(?, details), lease_owner = NULL, lease_until = NULL, updated_at = ?,
              attempts = attempts - ?,
              sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END
-           WHERE id = ? AND lease_owner = ? AND state = 'sending'`,
+           WHERE id = ? AND lease_owner = ? AND state = 'sending' AND attempts = ?`,
           [
             u.state, u.reason, u.errorCode, u.nextAttemptAt ?? null, u.providerKind ?? null, u.providerMessageId ?? null,
-            u.details ? JSON.stringify(u.details) : null, u.at, u.uncountAttempt ? 1 : 0, u.state, u.at, u.id, u.owner,
+            u.details ? JSON.stringify(u.details) : null, u.at, u.uncountAttempt || u.handBack ? 1 : 0, u.state, u.at, u.id, u.owner,
+            u.claimedAttempt,
           ],
         );
         if (changes === 0) continue; // the lease was lost: whoever holds it now decides
         applied++;
         // A hand-back (not attempted) leaves no trace in the history; every attempt's outcome does.
-        if (!u.uncountAttempt) await tx.run(INSERT_EVENT_SQL, [u.id, u.at, u.state, u.errorCode, u.reason]);
+        if (!u.handBack) await tx.run(INSERT_EVENT_SQL, [u.id, u.at, u.state, u.errorCode, u.reason]);
         if (u.effect) await applyEffect(tx, u);
       }
       return { applied, lostLeases: updates.length - applied };
     });
+  }
+
+  async renewLeases(owner: string, ids: readonly string[], untilMs: number): Promise<number> {
+    let renewed = 0;
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const { changes } = await this.db.run(
+        `UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND state = 'sending' AND id IN (${chunk.map(() => '?').join(', ')})`,
+        [untilMs, owner, ...chunk],
+      );
+      renewed += changes;
+    }
+    return renewed;
   }
 
   async releaseLeases(owner: string, nowMs: number): Promise<number> {
