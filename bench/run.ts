@@ -1,11 +1,11 @@
 /**
- * `npm run bench`: every benchmark area in turn (today: ingest). Each area prints one JSON object
+ * `npm run bench`: every benchmark area in turn (ingest, delivery). Each area prints one JSON object
  * per benchmark and its summary last; see BENCHMARKS.md. Extra environment variables pass through.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const AREAS = ['ingest-bench.ts'];
+const AREAS = ['ingest-bench.ts', 'delivery-bench.ts'];
 
 let failed = false;
 for (const area of AREAS) {

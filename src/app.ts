@@ -12,7 +12,7 @@ import { buildServer } from './api/server.ts';
 import { CellRuntimes } from './runtime/cell-runtimes.ts';
 import { unsubscribeKey } from './delivery/unsubscribe.ts';
 import { providerKind } from './delivery/providers/registry.ts';
-import { SANDBOX_CREDENTIALS } from './sandbox/demo-credentials.ts';
+import { SANDBOX_CREDENTIALS, SANDBOX_LIMITS } from './sandbox/demo-credentials.ts';
 import { startSandbox, type SandboxHandle } from './sandbox/sandbox.ts';
 import { connectSandbox } from './sandbox/sandbox-server.ts';
 import { HERALD_VERSION } from './version.ts';
@@ -64,7 +64,7 @@ async function wireDemo(control: ControlPlane, sandbox: SandboxHandle, publicUrl
     if (!definition || configured.has(kind)) continue;
     const checked = definition.validate(await make(sandbox, { publicUrl, webhookPath: `/hooks/${demo.id}`, projectId: demo.id }));
     if (!checked.ok) throw new Error(`sandbox credentials for ${kind} do not validate: ${JSON.stringify(checked.problems)}`);
-    await control.setProvider(demo.id, kind, checked.credentials, { sandbox: true });
+    await control.setProvider(demo.id, kind, checked.credentials, { sandbox: true, limits: SANDBOX_LIMITS[kind] ?? null });
   }
 }
 

@@ -3,6 +3,7 @@ import { after, describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dropDatabases, PG_URL, randomDatabaseName, skipWithoutPg } from './support/services.ts';
 import { freePort, HeraldProcess } from './support/crash-herald.ts';
+import { errorCode } from './support/net.ts';
 import { tempDir } from './support/temp.ts';
 
 /*
@@ -63,11 +64,6 @@ interface Scenario {
 }
 
 const rand = (min: number, max: number): number => min + Math.floor(Math.random() * (max - min + 1));
-
-function errorCode(error: unknown): string {
-  const e = error as { name?: string; code?: string; cause?: { code?: string; name?: string } } | null;
-  return e?.cause?.code ?? e?.code ?? e?.cause?.name ?? e?.name ?? String(error);
-}
 
 /** Streams requests until `stop` is set; records every request and its outcome. */
 class Client {

@@ -1250,9 +1250,11 @@ for (const { backend, skip } of backends) {
         assert.deepEqual(Object.keys(p).sort(), [
           'channel',
           'configured',
+          'default_limits',
           'disabled_reason',
           'kind',
           'label',
+          'limits',
           'platforms',
           'sandbox',
           'updated_at',
@@ -1263,6 +1265,45 @@ for (const { backend, skip } of backends) {
         403,
         'a public key cannot read providers',
       );
+    });
+
+    it('flow control: a project sets its own rate and concurrency per provider; bad limits are refused and change nothing', async () => {
+      const project = await h.app.control.createProject(`limits-${uid()}`);
+      const key = project.secretKey.key;
+      const credentials = { url: 'https://hooks.example.com/herald', secret: `whsec_${Buffer.alloc(40, 3).toString('base64')}` };
+      const defaults = (await callAs(h, key, 'GET', '/v1/providers')).body.providers.find((p: any) => p.kind === 'webhook');
+      assert.deepEqual(defaults.limits, defaults.default_limits, 'an unconfigured provider shows its documented defaults');
+      assert.ok(defaults.default_limits.rate_per_second > 0 && defaults.default_limits.max_concurrency > 0);
+
+      const saved = await callAs(h, key, 'PUT', '/v1/providers/webhook', { credentials, limits: { rate_per_second: 7 } });
+      assert.equal(saved.status, 200, JSON.stringify(saved.body));
+      assert.deepEqual(saved.body.limits, { rate_per_second: 7, max_concurrency: defaults.default_limits.max_concurrency }, 'an omitted limit keeps its default');
+      assert.deepEqual(saved.body.default_limits, defaults.default_limits);
+      const before = (await callAs(h, key, 'GET', '/v1/providers')).body;
+      assert.deepEqual(before.providers.find((p: any) => p.kind === 'webhook').limits, saved.body.limits);
+
+      assertRejected(await callAs(h, key, 'PUT', '/v1/providers/webhook', { credentials, limits: { rate_per_second: 0 } }), {
+        code: 'VALIDATION_FAILED',
+        path: '/limits/rate_per_second',
+      });
+      assertRejected(await callAs(h, key, 'PUT', '/v1/providers/webhook', { credentials, limits: { max_concurrency: 2.5 } }), {
+        path: '/limits/max_concurrency',
+      });
+      assertRejected(await callAs(h, key, 'PUT', '/v1/providers/webhook', { credentials, limits: { burst: 3 } }), {
+        path: '/limits/burst',
+      });
+      assertRejected(await callAs(h, key, 'PUT', '/v1/providers/webhook', { credentials, limits: 'fast' }), { path: '/limits' });
+      assert.deepEqual((await callAs(h, key, 'GET', '/v1/providers')).body, before, 'refused limits change nothing');
+
+      // Saving again without limits goes back to the defaults.
+      const reset = await callAs(h, key, 'PUT', '/v1/providers/webhook', { credentials });
+      assert.deepEqual(reset.body.limits, defaults.default_limits);
+
+      // The demo project's sandbox email and SMS are not paced at a real relay's quota.
+      const demo = (await h.api('GET', '/v1/providers')).body.providers;
+      const smtp = demo.find((p: any) => p.kind === 'smtp');
+      assert.equal(smtp.sandbox, true);
+      assert.ok(smtp.limits.rate_per_second > smtp.default_limits.rate_per_second, JSON.stringify(smtp));
     });
   });
 }

@@ -257,15 +257,8 @@ export class HeraldChild {
   }
 
   /** SIGTERM (Herald commits what it accepted and stops), SIGKILL after `graceMs`. */
-  async stop(graceMs = 20_000): Promise<number | null> {
-    if (this.#child.exitCode !== null) return this.#child.exitCode;
-    this.#child.kill('SIGTERM');
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), graceMs);
-    try {
-      return await this.#exited;
-    } finally {
-      clearTimeout(timer);
-    }
+  stop(graceMs = 20_000): Promise<number | null> {
+    return terminate(this.#child, this.#exited, graceMs);
   }
 }
 
@@ -283,6 +276,18 @@ export function threadCpuDelta(
     }))
     .filter((t) => t.cpu_s >= 0.05)
     .sort((a, b) => b.cpu_s - a.cpu_s);
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
+export async function terminate(child: ChildProcess, exited: Promise<number | null>, graceMs: number): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  try {
+    return await exited;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function round(value: number, digits = 1): number {

@@ -64,4 +64,13 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
         UNIQUE (project_id, name));
     `,
   },
+  {
+    version: 3,
+    name: 'provider flow-control limits',
+    sql: `
+      -- A project's own rate and concurrency for a provider (JSON {ratePerSecond?, maxConcurrency?});
+      -- NULL keeps the provider's documented defaults.
+      ALTER TABLE providers ADD COLUMN limits TEXT;
+    `,
+  },
 ];

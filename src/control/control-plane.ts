@@ -4,7 +4,7 @@ import { timeOrderedId } from '../core/ids.ts';
 import type { Logger } from '../core/logger.ts';
 import type { KeyKind } from './api-keys.ts';
 import { displayPrefix, generateApiKey, hashApiKey, looksLikeApiKey } from './api-keys.ts';
-import type { ApiKeyRecord, CellRecord, ControlConfigStore, ControlStore, ProjectRecord, ProviderRecord } from './control-store.ts';
+import type { ApiKeyRecord, CellRecord, ControlConfigStore, ControlStore, ProjectRecord, ProviderLimitOverrides, ProviderRecord } from './control-store.ts';
 import type { SecretBox } from './secret-box.ts';
 
 export interface Principal {
@@ -101,7 +101,12 @@ export class ControlPlane {
   }
 
   /** Seals and saves (or replaces) a project's provider of one kind; `credentials` were validated. */
-  async setProvider(projectId: string, kind: string, credentials: unknown, options: { sandbox: boolean }): Promise<ProviderRecord> {
+  async setProvider(
+    projectId: string,
+    kind: string,
+    credentials: unknown,
+    options: { sandbox: boolean; limits?: ProviderLimitOverrides | null },
+  ): Promise<ProviderRecord> {
     const now = this.#clock.now();
     const existing = this.providers(projectId).find((p) => p.kind === kind);
     const record: ProviderRecord = {
@@ -110,6 +115,7 @@ export class ControlPlane {
       sealedCredentials: this.#secrets.seal(JSON.stringify(credentials), `${projectId}/${kind}`),
       sandbox: options.sandbox,
       disabledReason: null,
+      limits: options.limits && Object.keys(options.limits).length > 0 ? options.limits : null,
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     };

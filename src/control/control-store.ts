@@ -200,8 +200,15 @@ export interface ProviderRecord {
   sealedCredentials: string;
   sandbox: boolean;
   disabledReason: string | null;
+  /** Overrides of the provider's default rate and concurrency (flow control), if any. */
+  limits: ProviderLimitOverrides | null;
   createdAt: number;
   updatedAt: number;
+}
+
+export interface ProviderLimitOverrides {
+  ratePerSecond?: number;
+  maxConcurrency?: number;
 }
 
 export interface TemplateRecord {
@@ -221,6 +228,7 @@ const providerFromRow = (r: Row): ProviderRecord => ({
   sealedCredentials: String(r.credentials),
   sandbox: readInt(r.sandbox) === 1,
   disabledReason: typeof r.disabled_reason === 'string' ? r.disabled_reason : null,
+  limits: typeof r.limits === 'string' ? (JSON.parse(r.limits) as ProviderLimitOverrides) : null,
   createdAt: readInt(r.created_at),
   updatedAt: readInt(r.updated_at),
 });
@@ -249,11 +257,11 @@ export class ControlConfigStore {
   async putProvider(p: ProviderRecord): Promise<void> {
     await this.control.change((tx) =>
       tx.run(
-        `INSERT INTO providers (project_id, kind, credentials, sandbox, disabled_reason, created_at, updated_at)
-         VALUES (?, ?, ?, ?, NULL, ?, ?)
+        `INSERT INTO providers (project_id, kind, credentials, sandbox, disabled_reason, limits, created_at, updated_at)
+         VALUES (?, ?, ?, ?, NULL, ?, ?, ?)
          ON CONFLICT (project_id, kind) DO UPDATE SET credentials = excluded.credentials, sandbox = excluded.sandbox,
-           disabled_reason = NULL, updated_at = excluded.updated_at`,
-        [p.projectId, p.kind, p.sealedCredentials, p.sandbox ? 1 : 0, p.createdAt, p.updatedAt],
+           disabled_reason = NULL, limits = excluded.limits, updated_at = excluded.updated_at`,
+        [p.projectId, p.kind, p.sealedCredentials, p.sandbox ? 1 : 0, p.limits ? JSON.stringify(p.limits) : null, p.createdAt, p.updatedAt],
       ),
     );
   }

@@ -1,11 +1,20 @@
 import type { ControlPlane } from '../control/control-plane.ts';
+import type { ProviderLimitOverrides } from '../control/control-store.ts';
 import { coerceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Platform } from '../profiles/profile-model.ts';
 import type { Channel } from './delivery-model.ts';
 import type { ProviderResolver, ResolvedProvider } from './dispatcher.ts';
-import type { ProviderClient, ProviderContext } from './provider.ts';
+import type { ProviderClient, ProviderContext, ProviderLimits } from './provider.ts';
 import { providersFor } from './providers/registry.ts';
+
+/** A provider's documented defaults with a project's own rate and concurrency, where it set them. */
+export function effectiveLimits(defaults: ProviderLimits, overrides: ProviderLimitOverrides | null): ProviderLimits {
+  return {
+    ratePerSecond: overrides?.ratePerSecond ?? defaults.ratePerSecond,
+    maxConcurrency: overrides?.maxConcurrency ?? defaults.maxConcurrency,
+  };
+}
 
 /**
  * The providers projects configured, as live clients: created on first use from the sealed
@@ -30,16 +39,17 @@ export class ConfiguredProviders implements ProviderResolver {
         return { code: 'PROVIDER_DISABLED', reason: `the ${definition.kind} provider was disabled: ${record.disabledReason}` };
       }
       const version = `${projectId}/${definition.kind}/${record.updatedAt}`;
+      const limits = effectiveLimits(definition.limits, record.limits);
       let client = this.#clients.get(version);
       if (!client) {
         try {
-          client = definition.create(this.control.openCredentials(record), this.context);
+          client = definition.create(this.control.openCredentials(record), this.context, limits);
         } catch (error) {
           return { code: 'PROVIDER_UNAVAILABLE', reason: `the ${definition.kind} provider cannot start: ${coerceError(error).message}` };
         }
         this.#clients.set(version, client);
       }
-      return { kind: definition.kind, client, limits: definition.limits, version: String(record.updatedAt) };
+      return { kind: definition.kind, client, limits, version: String(record.updatedAt) };
     }
     const what = channel === 'push' && platform ? `${platform} push` : channel;
     return { code: 'PROVIDER_NOT_CONFIGURED', reason: `no ${what} provider is configured for this project` };

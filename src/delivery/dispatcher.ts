@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Clock } from '../core/clock.ts';
 import { coerceError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -37,6 +38,10 @@ export interface DispatcherOptions {
   claimBatch?: number;
   /** Messages held in memory, waiting for their provider's gate, at most. */
   maxLocal?: number;
+  /** Outcomes written in one transaction, at most; fewer when `settleDelayMs` passes first. */
+  settleBatch?: number;
+  /** How long an outcome may wait for others to share its transaction (the crash window grows by this much). */
+  settleDelayMs?: number;
   sendTimeoutMs?: number;
   /** The one-click unsubscribe URL for a marketing email, if Herald can serve one. */
   unsubscribeUrl?: (message: OutboxMessage) => string | undefined;
@@ -51,6 +56,8 @@ const RETRY: RetryPolicy = { initialMs: 1_000, maxMs: 300_000, multiplier: 2 };
 const PROVIDER_GRACE_MS = 30_000;
 /** A message whose gate opens later than this goes back to the outbox instead of waiting in memory. */
 const HOLD_LIMIT_MS = 2_000;
+/** How often an idle dispatcher looks for messages that came due (retries, hand-backs). */
+const POLL_MS = 250;
 
 interface Lane {
   key: string;
@@ -80,9 +87,16 @@ export class Dispatcher {
   readonly #o: Required<Omit<DispatcherOptions, 'unsubscribeUrl'>> & Pick<DispatcherOptions, 'unsubscribeUrl'>;
   readonly #lanes = new Map<string, Lane>();
   readonly #settles: MessageUpdate[] = [];
+  /** The transaction writing outcomes now (one at a time; what arrives meanwhile waits for the next). */
+  #flushing: Promise<void> | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #settleFailures = 0;
   /** Ids held in lanes or in flight: a claim of one of them (a lease this dispatcher let lapse) is ignored. */
   readonly #mine = new Set<string>();
   #renewedAt = 0;
+  #deadline: { since: number; signal: AbortSignal } | undefined;
+  /** When a claim last found the queue empty (undefined: there may be more). */
+  #drainedAt: number | undefined;
   #inFlight = 0;
   #wake: (() => void) | undefined;
   readonly stats: DispatcherStats = { claimed: 0, sent: 0, failed: 0, retried: 0, expired: 0, inFlight: 0, held: 0 };
@@ -93,6 +107,8 @@ export class Dispatcher {
       maxAttempts: 10,
       claimBatch: 500,
       maxLocal: 5_000,
+      settleBatch: 500,
+      settleDelayMs: 25,
       sendTimeoutMs: 30_000,
       ...options,
     };
@@ -108,8 +124,18 @@ export class Dispatcher {
   async tick(): Promise<number> {
     const now = this.#o.clock.now();
     let claimed: OutboxMessage[] = [];
-    const room = this.#o.maxLocal - this.#held() - this.#inFlight;
-    if (room > 0) claimed = await this.#o.store.claimMessages(this.#o.owner, now, this.#o.leaseMs, Math.min(this.#o.claimBatch, room));
+    // Claims are transactions (an fsync each on SQLite): refill in batches, when what is held runs
+    // low, not one message per finished send.
+    const held = this.#held();
+    const room = this.#o.maxLocal - held - this.#inFlight - this.#settles.length;
+    // After a claim came back short, the queue is empty for now: look again when woken (new
+    // messages) or at the next poll (retries coming due), not after every finished send.
+    const polled = this.#drainedAt === undefined || now - this.#drainedAt >= POLL_MS;
+    if (room > 0 && polled && (held < this.#o.claimBatch || room >= this.#o.claimBatch)) {
+      const limit = Math.min(this.#o.claimBatch, room);
+      claimed = await this.#o.store.claimMessages(this.#o.owner, now, this.#o.leaseMs, limit);
+      this.#drainedAt = claimed.length < limit ? now : undefined;
+    }
     this.stats.claimed += claimed.length;
     for (const m of claimed) {
       if (this.#mine.has(m.id)) continue; // already ours: the copy we hold settles it
@@ -117,7 +143,6 @@ export class Dispatcher {
       this.#route(m, now);
     }
     this.#pump(now);
-    await this.flush();
     await this.#renewLeases(now);
     this.stats.inFlight = this.#inFlight;
     this.stats.held = this.#held();
@@ -145,13 +170,16 @@ export class Dispatcher {
   async stop(): Promise<void> {
     const deadline = this.#o.clock.now() + 10_000;
     while (this.#inFlight > 0 && this.#o.clock.now() < deadline) await sleep(20);
-    await this.flush();
+    while (this.#settles.length > 0 || this.#flushing) await this.flush();
+    clearTimeout(this.#flushTimer);
     this.#lanes.clear();
     this.#mine.clear();
     await this.#o.store.releaseLeases(this.#o.owner, this.#o.clock.now());
   }
 
+  /** New messages were queued: claim again now. */
   wake(): void {
+    this.#drainedAt = undefined;
     this.#wake?.();
   }
 
@@ -162,11 +190,58 @@ export class Dispatcher {
     await this.#o.store.renewLeases(this.#o.owner, [...this.#mine], now + this.#o.leaseMs);
   }
 
+  /** Writes every outcome waiting (after the transaction under way, if any). Throws if the store does. */
   async flush(): Promise<void> {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    while (this.#flushing) await this.#flushing.catch(() => undefined);
     if (this.#settles.length === 0) return;
-    const batch = this.#settles.splice(0, this.#settles.length);
-    const { lostLeases } = await this.#o.store.settleMessages(batch);
-    if (lostLeases > 0) this.#o.logger.warn({ lostLeases }, 'outcomes for messages whose lease was lost were not recorded');
+    const batch = this.#settles.splice(0, this.#o.settleBatch);
+    const writing = this.#o.store.settleMessages(batch).then(
+      ({ lostLeases }) => {
+        for (const u of batch) this.#mine.delete(u.id);
+        if (lostLeases > 0) this.#o.logger.warn({ lostLeases }, 'outcomes for messages whose lease was lost were not recorded');
+      },
+      (error: unknown) => {
+        // Nothing is lost: the outcomes go back in front and are written when the store answers
+        // (their leases are still renewed meanwhile, as they stay in #mine).
+        this.#settles.unshift(...batch);
+        throw error;
+      },
+    );
+    this.#flushing = writing;
+    try {
+      await writing;
+    } finally {
+      this.#flushing = undefined;
+    }
+    // A full batch is written at once; a partial one waits `settleDelayMs` for company.
+    if (this.#settles.length >= this.#o.settleBatch) await this.flush();
+    else if (this.#settles.length > 0) this.#flushTimer ??= setTimeout(() => void this.#backgroundFlush(), this.#o.settleDelayMs);
+  }
+
+  /** Outcomes share transactions: written when a batch is full, or `settleDelayMs` after the first of them. */
+  #scheduleFlush(): void {
+    if (this.#flushing) return; // the running flush picks them up
+    if (this.#settles.length < this.#o.settleBatch && this.#settleFailures === 0) {
+      this.#flushTimer ??= setTimeout(() => void this.#backgroundFlush(), this.#o.settleDelayMs);
+      return;
+    }
+    if (this.#settleFailures === 0) void this.#backgroundFlush();
+  }
+
+  async #backgroundFlush(): Promise<void> {
+    this.#flushTimer = undefined;
+    try {
+      await this.flush();
+      this.#settleFailures = 0;
+    } catch (error) {
+      this.#settleFailures++;
+      this.#o.logger.error({ err: coerceError(error).message, pending: this.#settles.length }, 'writing delivery outcomes failed; retrying');
+      const wait = backoffMs({ initialMs: 100, maxMs: 5_000, multiplier: 2 }, this.#settleFailures);
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = setTimeout(() => void this.#backgroundFlush(), wait);
+    }
   }
 
   #route(m: OutboxMessage, now: number): void {
@@ -222,7 +297,7 @@ export class Dispatcher {
   }
 
   #nextWake(): number {
-    let next = 250;
+    let next = POLL_MS;
     const now = this.#o.clock.now();
     for (const lane of this.#lanes.values()) if (lane.items.length > 0 && lane.waitUntil > now) next = Math.min(next, lane.waitUntil - now);
     return Math.max(5, next);
@@ -248,7 +323,7 @@ export class Dispatcher {
     let outcome: SendOutcome;
     try {
       // The send must end well inside the lease, or another claim could take the message meanwhile.
-      outcome = await lane.provider.client.send(this.#request(m), AbortSignal.timeout(Math.min(this.#o.sendTimeoutMs, this.#o.leaseMs / 2)));
+      outcome = await lane.provider.client.send(this.#request(m), this.#sendDeadline(started));
     } catch (error) {
       // A provider that throws has a bug; the message is retried like any transient failure.
       outcome = { kind: 'failed', retryable: true, code: 'PROVIDER_ERROR', message: coerceError(error).message };
@@ -262,9 +337,8 @@ export class Dispatcher {
     });
     this.#inFlight--;
     this.#settleOutcome(lane, m, outcome, now);
-    if (this.#settles.length >= 100) await this.flush().catch((error: unknown) => this.#o.logger.error({ err: coerceError(error).message }, 'settling failed'));
     this.#pump(now);
-    this.wake();
+    this.#wake?.();
   }
 
   #settleOutcome(lane: Lane, m: OutboxMessage, outcome: SendOutcome, now: number): void {
@@ -301,7 +375,6 @@ export class Dispatcher {
   }
 
   #settle(m: OutboxMessage, update: Omit<MessageUpdate, 'id' | 'owner' | 'target' | 'claimedAttempt'>): void {
-    this.#mine.delete(m.id);
     this.#settles.push({
       ...update,
       id: m.id,
@@ -309,6 +382,21 @@ export class Dispatcher {
       claimedAttempt: m.attempts,
       target: { projectId: m.projectId, channel: m.channel, customId: m.customId, installId: m.installId, recipient: m.recipient },
     });
+    this.#scheduleFlush();
+  }
+
+  /**
+   * The signal that ends a send started now: one timer shared by the sends of the same 100 ms
+   * (thousands a second would otherwise each arm their own), so a send may be cut up to 100 ms
+   * before its own timeout — never later, so it still ends well inside its lease.
+   */
+  #sendDeadline(now: number): AbortSignal {
+    if (!this.#deadline || now - this.#deadline.since >= 100) {
+      const signal = AbortSignal.timeout(Math.min(this.#o.sendTimeoutMs, this.#o.leaseMs / 2));
+      setMaxListeners(0, signal); // every send of the window listens to it
+      this.#deadline = { since: now, signal };
+    }
+    return this.#deadline.signal;
   }
 
   #request(m: OutboxMessage): DeliveryRequest {

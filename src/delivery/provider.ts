@@ -58,7 +58,8 @@ export interface ProviderDefinition<C = unknown> {
    * them normalised, or the problems. Called when a provider is saved; nothing is stored on error.
    */
   validate(credentials: unknown): { ok: true; credentials: C } | { ok: false; problems: CredentialProblem[] };
-  create(credentials: C, context: ProviderContext): ProviderClient;
+  /** A live client; `limits` are the effective ones (defaults with the project's overrides; the defaults if omitted). */
+  create(credentials: C, context: ProviderContext, limits?: ProviderLimits): ProviderClient;
 }
 
 /** Resolves a credential endpoint: "sandbox" means the running sandbox's stand-in for `kind`. */

@@ -7,7 +7,7 @@ import type { CellStore } from '../storage/cell-store.ts';
 import { SqliteCellStore } from '../storage/sqlite/sqlite-cell-store.ts';
 import { SqliteIngestLog } from '../storage/sqlite/sqlite-ingest-log.ts';
 import { tempDir } from '../../test/support/temp.ts';
-import { Applier, RecordFailedError, StoreUnavailableError } from './applier.ts';
+import { Applier, MAX_BATCH_WEIGHT, RecordFailedError, StoreUnavailableError, withinWeight } from './applier.ts';
 import { encodeRecord, type IngestRecord } from './records.ts';
 
 const P = 'prj_applier';
@@ -27,6 +27,36 @@ function breakable(store: CellStore): CellStore & { broken: boolean } {
   }
   return wrapped;
 }
+
+describe('batch weight', () => {
+  const send = (n: number, seq: number) => ({
+    seq,
+    record: {
+      kind: 'send.request',
+      project_id: P,
+      send_id: `snd_${seq}`,
+      channel: 'push',
+      category: 'transactional',
+      priority: 'normal',
+      recipients: { custom_ids: Array.from({ length: n }, (_, i) => `u${i}`) },
+      variants: { default: { title: 't', body: 'b' } },
+      received_at: T0,
+    } satisfies IngestRecord,
+  });
+  const update = (seq: number) => ({ seq, record: { kind: 'profile.update', project_id: P, custom_id: 'u', received_at: T0 } satisfies IngestRecord });
+
+  it('ends a batch after the send that reaches the row budget, so one transaction stays bounded', () => {
+    const big = Math.ceil(MAX_BATCH_WEIGHT / 2);
+    const planned = [update(1), send(big, 2), send(big, 3), update(4)];
+    assert.deepEqual(withinWeight(planned).map((p) => p.seq), [1, 2]);
+  });
+
+  it('always keeps the first record, however large, and leaves small batches whole', () => {
+    assert.deepEqual(withinWeight([send(MAX_BATCH_WEIGHT * 3, 7), update(8)]).map((p) => p.seq), [7]);
+    const small = Array.from({ length: 5_000 }, (_, i) => update(i + 1));
+    assert.equal(withinWeight(small).length, 5_000);
+  });
+});
 
 describe('applier', () => {
   let tmp: ReturnType<typeof tempDir>;

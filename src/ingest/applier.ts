@@ -5,7 +5,7 @@ import type { ApplyStats, BatchEffects, CellStore } from '../storage/cell-store.
 import { emptyEffects, OffsetConflictError } from '../storage/cell-store.ts';
 import type { IngestLog, LogEntry } from './ingest-log.ts';
 import { CatalogCache, planBatch, ProfileIdCache, type PlannedRecord } from './apply-plan.ts';
-import { decodeRecord } from './records.ts';
+import { decodeRecord, type IngestRecord } from './records.ts';
 
 /** The store cannot take work now; the runner backs off and probes (I3, I6). Nothing is counted against records. */
 export class StoreUnavailableError extends Error {
@@ -36,6 +36,28 @@ export interface ApplierOptions {
 }
 
 export const DEFAULT_BATCH_BYTES = 16 * 1024 * 1024;
+/**
+ * Rows a batch may create, roughly: a send is one record but one outbox row per recipient, so a
+ * batch ends after the send that reaches this many (always at least one record). It keeps one
+ * store transaction — its memory, and the time it holds the write lock — bounded.
+ */
+export const MAX_BATCH_WEIGHT = 20_000;
+
+function weightOf(record: IngestRecord): number {
+  if (record.kind !== 'send.request') return 1;
+  const r = record.recipients;
+  return Math.max(1, (r.custom_ids?.length ?? 0) + (r.install_ids?.length ?? 0) + (r.emails?.length ?? 0) + (r.phone_numbers?.length ?? 0));
+}
+
+/** The longest prefix of `planned` within MAX_BATCH_WEIGHT (at least its first record). */
+export function withinWeight(planned: PlannedRecord[]): PlannedRecord[] {
+  let weight = 0;
+  for (let i = 0; i < planned.length; i++) {
+    weight += weightOf(planned[i]!.record);
+    if (weight > MAX_BATCH_WEIGHT && i > 0) return planned.slice(0, i);
+  }
+  return planned;
+}
 
 export interface StepResult {
   /** Log records consumed (applied or quarantined). */
@@ -95,9 +117,10 @@ export class Applier {
     );
     if (entries.length === 0) return { consumed: 0, appliedSeq: this.#appliedSeq };
     try {
-      const stats = await this.#apply(entries);
-      for (const e of entries) this.#attempts.delete(e.seq);
-      return { consumed: entries.length, appliedSeq: this.#appliedSeq, stats };
+      const planned = withinWeight(entries.map((e) => ({ seq: e.seq, record: decodeRecord(e.payload) })));
+      const stats = await this.#apply(planned);
+      for (const p of planned) this.#attempts.delete(p.seq);
+      return { consumed: planned.length, appliedSeq: this.#appliedSeq, stats };
     } catch (error) {
       return this.#onFailure(entries, coerceError(error));
     }
@@ -107,13 +130,12 @@ export class Applier {
     return this.#appliedSeq < this.#isolateThrough;
   }
 
-  async #apply(entries: LogEntry[]): Promise<ApplyStats> {
+  async #apply(planned: PlannedRecord[]): Promise<ApplyStats> {
     const from = this.#appliedSeq;
-    const to = entries.at(-1)!.seq;
+    const to = planned.at(-1)!.seq;
     let effects: BatchEffects | undefined;
     try {
       const stats = await this.#o.store.applyBatch(this.#logId, from, to, async (tx) => {
-        const planned: PlannedRecord[] = entries.map((e) => ({ seq: e.seq, record: decodeRecord(e.payload) }));
         effects = await planBatch(tx, planned, { catalog: this.#catalog, ids: this.#ids });
         return effects;
       });

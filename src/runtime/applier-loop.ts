@@ -40,6 +40,9 @@ const RECORD_RETRY: RetryPolicy = { initialMs: 100, maxMs: 2_000, multiplier: 2 
  * unavailable (I3: only this cell waits; I6: it resumes by itself), and prunes the log past its
  * retention.
  */
+const LONG_STEP_MS = 100;
+const LOCK_GAP_MS = 5;
+
 export class ApplierLoop {
   readonly #o: ApplierLoopOptions;
   #wake: (() => void) | undefined;
@@ -64,7 +67,9 @@ export class ApplierLoop {
     while (!signal.aborted) {
       try {
         const applier = await this.#ready();
+        const started = this.#o.clock.now();
         const result = await applier.step();
+        const tookMs = this.#o.clock.now() - started;
         failures = 0;
         this.#report({
           state: 'running',
@@ -77,6 +82,10 @@ export class ApplierLoop {
         // A small batch means records trickle in: gather a few milliseconds' worth before the next
         // commit, so a steady stream of single writes costs one store commit per gather, not each.
         else if (result.consumed < this.#o.batchSize / 10) await sleep(this.#o.gatherMs ?? 10, signal);
+        // After a long transaction (a large send materialised), leave the store's write lock free
+        // for a moment: on SQLite the delivery thread waits for it, and back-to-back batches would
+        // starve it for as long as the backlog lasts.
+        else if (tookMs >= LONG_STEP_MS) await sleep(LOCK_GAP_MS, signal);
       } catch (error) {
         failures++;
         const delay = await this.#onError(coerceError(error), failures);

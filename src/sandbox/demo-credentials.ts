@@ -1,3 +1,4 @@
+import type { ProviderLimitOverrides } from '../control/control-store.ts';
 import { apnsSandboxCredentials } from './apns/apns-sandbox-credentials.ts';
 import { fcmSandboxCredentials } from './fcm/fcm-sandbox-credentials.ts';
 import type { SandboxHandle } from './sandbox.ts';
@@ -29,4 +30,15 @@ export const SANDBOX_CREDENTIALS: Readonly<Record<string, (sandbox: SandboxHandl
     await sandbox.trust('webhook', `${sandbox.endpoints.webhook}${wiring.webhookPath}`, { secret });
     return { url: `sandbox:${wiring.webhookPath}`, secret };
   },
+};
+
+/**
+ * Flow control for the demo project's sandbox providers where it differs from the real providers'
+ * documented quotas: the stand-ins run on this machine and have no quota, so email and SMS are not
+ * paced at a real relay's 100 messages per second. A project's real providers keep the defaults
+ * unless it sets `limits` itself (PUT /v1/providers/{kind}).
+ */
+export const SANDBOX_LIMITS: Readonly<Record<string, ProviderLimitOverrides>> = {
+  smtp: { ratePerSecond: 5_000, maxConcurrency: 20 },
+  sms: { ratePerSecond: 2_000 },
 };

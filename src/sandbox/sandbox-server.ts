@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BehaviorRule, SandboxMessage, ActiveRule } from './sandbox-model.ts';
 import type { LocalSandbox, SandboxHandle } from './sandbox.ts';
+import { listen } from './listen.ts';
 
 /**
  * The sandbox's own control API, for a sandbox that runs in another process than Herald
@@ -20,7 +21,7 @@ export async function serveSandboxControl(sandbox: LocalSandbox, host: string, p
       );
     });
   });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  await listen(server, port, host);
   const url = `http://${host}:${(server.address() as AddressInfo).port}`;
   return {
     url,

@@ -103,29 +103,30 @@ export class SqlOutbox implements OutboxStore {
     });
   }
 
+  /**
+   * Settles a batch set-based: per chunk of outcomes, one guarded UPDATE over all of them and one
+   * INSERT of their history, instead of two statements per message (a round trip each on PostgreSQL).
+   */
   async settleMessages(updates: readonly MessageUpdate[]): Promise<{ applied: number; lostLeases: number }> {
     if (updates.length === 0) return { applied: 0, lostLeases: 0 };
     return this.db.transaction(async (tx) => {
       let applied = 0;
-      for (const u of updates) {
-        const { changes } = await tx.run(
-          `UPDATE messages SET state = ?, reason = ?, error_code = ?, next_attempt_at = COALESCE(?, next_attempt_at),
-             provider_kind = COALESCE(?, provider_kind), provider_message_id = COALESCE(?, provider_message_id),
-             details = COALESCE(?, details), lease_owner = NULL, lease_until = NULL, updated_at = ?,
-             attempts = attempts - ?,
-             sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END
-           WHERE id = ? AND lease_owner = ? AND state = 'sending' AND attempts = ?`,
-          [
-            u.state, u.reason, u.errorCode, u.nextAttemptAt ?? null, u.providerKind ?? null, u.providerMessageId ?? null,
-            u.details ? JSON.stringify(u.details) : null, u.at, u.uncountAttempt || u.handBack ? 1 : 0, u.state, u.at, u.id, u.owner,
-            u.claimedAttempt,
-          ],
-        );
-        if (changes === 0) continue; // the lease was lost: whoever holds it now decides
-        applied++;
+      for (const chunk of settleChunks(updates)) {
+        // Only the outcomes whose lease still holds come back: whoever holds the others now decides.
+        const rows = await tx.query<Row>(settleSql(chunk.length), chunk.flatMap(settleParams));
+        const settled = new Set(rows.map((r) => String(r.id)));
+        const done = chunk.filter((u) => settled.has(u.id));
+        applied += done.length;
         // A hand-back (not attempted) leaves no trace in the history; every attempt's outcome does.
-        if (!u.handBack) await tx.run(INSERT_EVENT_SQL, [u.id, u.at, u.state, u.errorCode, u.reason]);
-        if (u.effect) await applyEffect(tx, u);
+        const history = done.filter((u) => !u.handBack);
+        if (history.length > 0) {
+          // INSERT_EVENT_SQL with one more VALUES row per further entry.
+          await tx.run(
+            INSERT_EVENT_SQL + ', (?, ?, ?, ?, ?)'.repeat(history.length - 1),
+            history.flatMap((u) => [u.id, u.at, u.state, u.errorCode, u.reason]),
+          );
+        }
+        for (const u of done) if (u.effect) await applyEffect(tx, u);
       }
       return { applied, lostLeases: updates.length - applied };
     });
@@ -233,6 +234,70 @@ export class SqlOutbox implements OutboxStore {
       next: rows.length > filter.limit && last ? Buffer.from(`${last.createdAt}:${last.id}`).toString('base64url') : null,
     };
   }
+}
+
+/** Outcomes settled per statement: 12 parameters each stays far below both backends' limits. */
+const SETTLE_CHUNK = 100;
+
+/**
+ * Splits a batch into chunks settled in order. A message appears at most once per chunk: an UPDATE
+ * joined to two outcomes for one row applies either of them, and the returned ids could not say
+ * which, so a repeat starts the next chunk and sees what the first one left, as one by one.
+ */
+function settleChunks(updates: readonly MessageUpdate[]): MessageUpdate[][] {
+  const chunks: MessageUpdate[][] = [];
+  let chunk: MessageUpdate[] = [];
+  let ids = new Set<string>();
+  for (const u of updates) {
+    if (chunk.length === SETTLE_CHUNK || ids.has(u.id)) {
+      chunks.push(chunk);
+      chunk = [];
+      ids = new Set();
+    }
+    chunk.push(u);
+    ids.add(u.id);
+  }
+  chunks.push(chunk);
+  return chunks;
+}
+
+/**
+ * The rows of `v`, one per outcome. PostgreSQL types a bare `?` in VALUES as text, so the integer
+ * columns cast theirs. `details` is jsonb there but text on SQLite, and no cast is spelled the same
+ * on both, so the first row borrows the column's own type from an empty subquery and PostgreSQL
+ * gives it to the whole VALUES column (SQLite just reads NULL).
+ */
+function settleValues(n: number): string {
+  const row = (details: string) =>
+    `(?, ?, CAST(? AS INTEGER), ?, ?, ?, CAST(? AS BIGINT), ?, ?, ${details}, CAST(? AS BIGINT), CAST(? AS INTEGER))`;
+  return [row('COALESCE(?, (SELECT details FROM messages WHERE 0 = 1))'), ...Array<string>(n - 1).fill(row('?'))].join(', ');
+}
+
+/**
+ * One guarded UPDATE for `n` outcomes, returning the ids it settled (UPDATE … FROM and RETURNING
+ * need SQLite 3.35). `v.` and `messages.` are spelled out because the two share column names.
+ */
+function settleSql(n: number): string {
+  return `WITH v (id, owner, claimed, state, reason, error_code, next_attempt_at, provider_kind, provider_message_id, details, at, uncount)
+      AS (VALUES ${settleValues(n)})
+    UPDATE messages SET state = v.state, reason = v.reason, error_code = v.error_code,
+      next_attempt_at = COALESCE(v.next_attempt_at, messages.next_attempt_at),
+      provider_kind = COALESCE(v.provider_kind, messages.provider_kind),
+      provider_message_id = COALESCE(v.provider_message_id, messages.provider_message_id),
+      details = COALESCE(v.details, messages.details), lease_owner = NULL, lease_until = NULL, updated_at = v.at,
+      attempts = messages.attempts - v.uncount,
+      sent_at = CASE WHEN v.state = 'sent' THEN v.at ELSE messages.sent_at END
+    FROM v
+    WHERE messages.id = v.id AND messages.lease_owner = v.owner AND messages.state = 'sending' AND messages.attempts = v.claimed
+    RETURNING messages.id`;
+}
+
+/** One outcome's row of `v`, in its column order. */
+function settleParams(u: MessageUpdate): (string | number | null)[] {
+  return [
+    u.id, u.owner, u.claimedAttempt, u.state, u.reason, u.errorCode, u.nextAttemptAt ?? null, u.providerKind ?? null,
+    u.providerMessageId ?? null, u.details ? JSON.stringify(u.details) : null, u.at, u.uncountAttempt || u.handBack ? 1 : 0,
+  ];
 }
 
 function decodeCursor(cursor: string | undefined): { createdAt: number; id: string } | null {

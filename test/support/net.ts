@@ -12,3 +12,9 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** The most specific code of a failed request: `ECONNREFUSED`, `UND_ERR_SOCKET`, `TimeoutError`, … */
+export function errorCode(error: unknown): string {
+  const e = error as { name?: string; code?: string; cause?: { code?: string; name?: string } } | null;
+  return e?.cause?.code ?? e?.code ?? e?.cause?.name ?? e?.name ?? String(error);
+}

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { effectiveLimits } from '../../delivery/configured-providers.ts';
 import { PROVIDERS } from '../../delivery/providers/registry.ts';
 import { action, addCommonOptions, isoOrDash, printJson, printTable, withControl, type CommonOptions } from '../cli-support.ts';
 
@@ -18,6 +19,7 @@ export function registerProviderCommands(program: Command): void {
         const configured = control.providers(project.id);
         const rows = PROVIDERS.map((p) => {
           const record = configured.find((c) => c.kind === p.kind);
+          const limits = effectiveLimits(p.limits, record?.limits ?? null);
           return {
             kind: p.kind,
             channel: p.channel,
@@ -25,16 +27,19 @@ export function registerProviderCommands(program: Command): void {
             configured: record !== undefined,
             sandbox: record?.sandbox ?? false,
             disabled_reason: record?.disabledReason ?? null,
+            limits: { rate_per_second: limits.ratePerSecond, max_concurrency: limits.maxConcurrency },
             updated_at: record ? isoOrDash(record.updatedAt) : null,
           };
         });
         if (options.json) return printJson(rows);
         printTable(
-          ['KIND', 'CHANNEL', 'CONFIGURED', 'UPDATED', 'NOTE'],
+          ['KIND', 'CHANNEL', 'CONFIGURED', 'RATE/S', 'CONCURRENCY', 'UPDATED', 'NOTE'],
           rows.map((r) => [
             r.kind,
             r.channel + (r.platforms ? ` (${r.platforms.join(', ')})` : ''),
             r.configured ? (r.sandbox ? 'sandbox' : 'yes') : 'no',
+            String(r.limits.rate_per_second),
+            String(r.limits.max_concurrency),
             r.updated_at ?? '-',
             r.disabled_reason ? `disabled: ${r.disabled_reason}` : '',
           ]),

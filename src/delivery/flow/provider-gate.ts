@@ -27,7 +27,7 @@ export class ProviderGate {
     if (!this.limit.tryAcquire()) return -1; // a slot frees when a send finishes
     const token = this.#bucket.take(nowMs);
     if (!token.ok) {
-      this.limit.release(0, false);
+      this.limit.cancel();
       return nowMs + token.retryAfterMs;
     }
     return 0;
@@ -35,7 +35,7 @@ export class ProviderGate {
 
   /** A send finished. `congested` for 429/5xx/timeouts; `retryAfterMs` pauses the whole gate. */
   done(nowMs: number, latencyMs: number, outcome: { congested: boolean; failed: boolean; retryAfterMs?: number | undefined }): void {
-    this.limit.release(latencyMs, outcome.congested);
+    this.limit.release(latencyMs, outcome.congested, nowMs);
     if (outcome.failed) this.breaker.failure(nowMs);
     else this.breaker.success();
     if (outcome.retryAfterMs !== undefined && outcome.retryAfterMs > 0) {

@@ -5,6 +5,7 @@ import type { ActiveRule, RunningService, SandboxContext, SandboxService } from 
 import { applyDelay } from '../sandbox-model.ts';
 import { ApnsTokenVerifier } from './apns-sandbox-auth.ts';
 import { checkNotification, one } from './apns-sandbox-request.ts';
+import { listen } from '../listen.ts';
 
 /** What the real service sends with each status when a rule names none. */
 const DEFAULT_REASONS: Readonly<Record<number, string>> = {
@@ -116,7 +117,7 @@ export function createApnsSandbox(options: ApnsSandboxOptions = {}): SandboxServ
           });
         });
       });
-      await new Promise<void>((resolve) => server.listen(ctx.portFor('apns'), ctx.host, resolve));
+      await listen(server, ctx.portFor('apns'), ctx.host);
       const endpoint = `http://${ctx.host}:${(server.address() as AddressInfo).port}`;
       return {
         endpoint,

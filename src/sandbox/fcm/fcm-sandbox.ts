@@ -5,6 +5,7 @@ import { applyDelay } from '../sandbox-model.ts';
 import { googleError, ruleError, type GoogleErrorAnswer } from './fcm-sandbox-errors.ts';
 import { checkSendBody } from './fcm-sandbox-message-check.ts';
 import { SandboxOAuth } from './fcm-sandbox-oauth.ts';
+import { listen } from '../listen.ts';
 
 const SEND_PATH = /^\/v1\/projects\/([^/]+)\/messages:send$/;
 /** The same limit as the rest of Google's front ends would apply; a push is far smaller. */
@@ -96,7 +97,7 @@ export const fcmSandbox: SandboxService = {
         });
       });
     });
-    await new Promise<void>((resolve) => server.listen(ctx.portFor('fcm'), ctx.host, resolve));
+    await listen(server, ctx.portFor('fcm'), ctx.host);
     base = `http://${ctx.host}:${(server.address() as AddressInfo).port}`;
     return {
       endpoint: base,

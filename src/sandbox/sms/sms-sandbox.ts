@@ -15,6 +15,7 @@ import {
   type TwilioFailure,
 } from './sms-sandbox-api.ts';
 import { sandboxSegments } from './sms-sandbox-segments.ts';
+import { listen } from '../listen.ts';
 
 const API_VERSION = '2010-04-01';
 const CREATE = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/;
@@ -192,7 +193,7 @@ export const smsSandbox: SandboxService = {
         });
       });
     });
-    await new Promise<void>((resolve) => server.listen(ctx.portFor('sms'), ctx.host, resolve));
+    await listen(server, ctx.portFor('sms'), ctx.host);
     const endpoint = `http://${ctx.host}:${(server.address() as AddressInfo).port}`;
     return {
       endpoint,

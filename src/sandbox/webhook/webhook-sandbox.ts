@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RunningService, SandboxContext, SandboxService } from '../sandbox-model.ts';
 import { applyDelay } from '../sandbox-model.ts';
+import { listen } from '../listen.ts';
 
 /** Standard Webhooks allows this much clock skew between sender and receiver. */
 const TOLERANCE_SECONDS = 5 * 60;
@@ -86,7 +87,7 @@ export const webhookSandbox: SandboxService = {
         })();
       });
     });
-    await new Promise<void>((resolve) => server.listen(ctx.portFor('webhook'), ctx.host, resolve));
+    await listen(server, ctx.portFor('webhook'), ctx.host);
     base = `http://${ctx.host}:${(server.address() as AddressInfo).port}`;
     return {
       endpoint: base,

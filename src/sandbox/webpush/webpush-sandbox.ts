@@ -5,6 +5,7 @@ import type { RunningService, SandboxContext, SandboxService } from '../sandbox-
 import { applyDelay } from '../sandbox-model.ts';
 import { DecryptError, decryptAes128gcm } from './aes128gcm-decrypt.ts';
 import { verifyVapid } from './vapid-verify.ts';
+import { listen } from '../listen.ts';
 
 /** RFC 8030 §7.2: a push service must accept 4096 octets of body and may refuse more with 413. */
 const MAX_BODY_BYTES = 4096;
@@ -216,7 +217,7 @@ export const webpushSandbox: SandboxService = {
         });
       });
     });
-    await new Promise<void>((resolve) => server.listen(ctx.portFor('webpush'), ctx.host, resolve));
+    await listen(server, ctx.portFor('webpush'), ctx.host);
     base = `http://${ctx.host}:${(server.address() as AddressInfo).port}`;
     return {
       endpoint: base,

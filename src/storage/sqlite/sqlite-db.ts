@@ -78,6 +78,9 @@ class SqliteExecutor implements SqlExecutor {
 export class SqliteDb extends SqliteExecutor implements SqlDb {
   #tail: Promise<unknown> = Promise.resolve();
   #inTransaction = false;
+  /** Runs the statements of transactions, with its own statement cache kept across them (preparing is not free). */
+  readonly #txExecutor = new SqliteExecutor(this.raw);
+  #busyTimeoutMs: number | undefined;
 
   override query<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
     if (this.#inTransaction) return this.#queued(() => super.query<T>(sql, params));
@@ -91,8 +94,8 @@ export class SqliteDb extends SqliteExecutor implements SqlDb {
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     return this.#queued(async () => {
-      const tx = new SqliteExecutor(this.raw);
-      this.raw.exec('BEGIN IMMEDIATE');
+      const tx = this.#txExecutor;
+      await this.#begin();
       this.#inTransaction = true;
       try {
         const result = await fn(tx);
@@ -105,6 +108,32 @@ export class SqliteDb extends SqliteExecutor implements SqlDb {
         this.#inTransaction = false;
       }
     });
+  }
+
+  /**
+   * BEGIN IMMEDIATE without blocking the event loop while another connection writes: SQLite's own
+   * busy handler sleeps the whole thread (a delivery thread would stop reading provider answers
+   * for as long as the applier commits a large send), so the wait happens here, asynchronously,
+   * for as long as the connection's busy timeout allows.
+   */
+  async #begin(): Promise<void> {
+    const timeoutMs = (this.#busyTimeoutMs ??= this.raw.pragma('busy_timeout', { simple: true }) as number);
+    this.raw.pragma('busy_timeout = 0');
+    try {
+      const started = performance.now();
+      for (;;) {
+        try {
+          this.raw.exec('BEGIN IMMEDIATE');
+          return;
+        } catch (error) {
+          if ((error as { code?: string }).code !== 'SQLITE_BUSY' || performance.now() - started >= timeoutMs) throw error;
+        }
+        // Short polls: the writer holding the lock may leave only a brief gap between transactions.
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    } finally {
+      this.raw.pragma(`busy_timeout = ${timeoutMs}`);
+    }
   }
 
   close(): Promise<void> {

@@ -69,6 +69,26 @@ describe('APNs provider connection handling', () => {
     assert.deepEqual(ids, new Set(requests.map((r) => r.messageId)));
   });
 
+  it('spreads requests over several connections when asked, each notification delivered once', async () => {
+    const c = client({ connections: 3 });
+    const before = accepted;
+    const requests = Array.from({ length: 300 }, () => push(deviceToken()));
+    const outcomes = await Promise.all(requests.map((r) => c.send(r, AbortSignal.timeout(20_000))));
+    assert.deepEqual(new Set(outcomes.map((o) => o.kind)), new Set(['sent']));
+    assert.equal(accepted - before, 3, 'three connections');
+    for (const r of requests) assert.equal((await sandbox.messages({ kind: 'apns', to: r.to })).length, 1);
+  });
+
+  it('the provider opens one connection per 1,000 streams of its concurrency limit', async () => {
+    const before = accepted;
+    const c = apnsProvider.create(credentials, context, { ratePerSecond: 20_000, maxConcurrency: 2_000 });
+    clients.push(c);
+    const requests = Array.from({ length: 120 }, () => push(deviceToken()));
+    const outcomes = await Promise.all(requests.map((r) => c.send(r, AbortSignal.timeout(20_000))));
+    assert.deepEqual(new Set(outcomes.map((o) => o.kind)), new Set(['sent']));
+    assert.equal(accepted - before, 2);
+  });
+
   it('reconnects after APNs shuts the connection down (503 Shutdown, then GOAWAY)', async () => {
     const c = client();
     assert.equal((await c.send(push(deviceToken()), AbortSignal.timeout(5000))).kind, 'sent');

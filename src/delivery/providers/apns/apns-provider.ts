@@ -14,7 +14,12 @@ export type { ApnsCredentials } from './apns-credentials.ts';
 const HEX_TOKEN = /^[0-9a-fA-F]+$/;
 
 /** Tuning that tests (and only tests) change. */
+/** APNs' usual SETTINGS_MAX_CONCURRENT_STREAMS once a connection is established. */
+const STREAMS_PER_CONNECTION = 1000;
+
 export interface ApnsClientOptions {
+  /** HTTP/2 connections to spread requests over (Apple allows several per provider); 1 by default. */
+  connections?: number;
   streamTimeoutMs?: number;
   pingTimeoutMs?: number;
   onSession?: () => void;
@@ -30,11 +35,22 @@ export function apnsOrigin(credentials: ApnsCredentials, context: ProviderContex
 export function createApnsClient(credentials: ApnsCredentials, context: ProviderContext, options: ApnsClientOptions = {}): ProviderClient {
   const logger = context.logger.child({ provider: 'apns' });
   const signer = new ApnsTokenSigner({ teamId: credentials.team_id, keyId: credentials.key_id, privateKeyPem: credentials.private_key }, context.clock);
-  const connection = new ApnsConnection(
-    apnsOrigin(credentials, context),
-    { streamTimeoutMs: options.streamTimeoutMs ?? 10_000, pingTimeoutMs: options.pingTimeoutMs ?? 5_000, onSession: options.onSession },
-    logger,
+  const connections = Array.from(
+    { length: Math.max(1, options.connections ?? 1) },
+    () =>
+      new ApnsConnection(
+        apnsOrigin(credentials, context),
+        { streamTimeoutMs: options.streamTimeoutMs ?? 10_000, pingTimeoutMs: options.pingTimeoutMs ?? 5_000, onSession: options.onSession },
+        logger,
+      ),
   );
+  const pending = connections.map(() => 0);
+  /** The connection with the fewest requests under way. */
+  const leastBusy = (): number => {
+    let best = 0;
+    for (let i = 1; i < pending.length; i++) if (pending[i]! < pending[best]!) best = i;
+    return best;
+  };
   return {
     async send(request: DeliveryRequest, signal: AbortSignal): Promise<SendOutcome> {
       // Checked here so a malformed token can never reach the request path.
@@ -44,8 +60,10 @@ export function createApnsClient(credentials: ApnsCredentials, context: Provider
       const built = buildApnsNotification(request, credentials.topic);
       if (!built.ok) return built.outcome;
       const jwt = await signer.token();
+      const which = leastBusy();
+      pending[which]!++;
       try {
-        const answer = await connection.request(
+        const answer = await connections[which]!.request(
           {
             ':method': 'POST',
             ':path': `/3/device/${request.to}`,
@@ -61,9 +79,13 @@ export function createApnsClient(credentials: ApnsCredentials, context: Provider
       } catch (error) {
         if (error instanceof ApnsTransportError) return retryable(error.code, `no answer from APNs: ${error.message}`);
         throw error;
+      } finally {
+        pending[which]!--;
       }
     },
-    close: () => connection.close(),
+    close: async () => {
+      await Promise.all(connections.map((c) => c.close()));
+    },
   };
 }
 
@@ -79,8 +101,11 @@ export const apnsProvider: ProviderDefinition<ApnsCredentials> = {
   channel: 'push',
   platforms: ['ios'],
   credentialsSchema: ApnsCredentialsSchema,
-  // Apple publishes no per-second quota; one connection multiplexes up to 1,000 streams.
+  // Apple publishes no per-second quota; a connection multiplexes up to 1,000 streams. A project
+  // that raises max_concurrency gets one more connection per 1,000 (Apple allows several). More in
+  // flight also means more to resend after a crash (ADR 0006), and measured no faster here.
   limits: { ratePerSecond: 20_000, maxConcurrency: 1000 },
   validate: validateApnsCredentials,
-  create: (credentials, context) => createApnsClient(credentials, context),
+  create: (credentials, context, limits) =>
+    createApnsClient(credentials, context, { connections: Math.ceil((limits ?? apnsProvider.limits).maxConcurrency / STREAMS_PER_CONNECTION) }),
 };

@@ -125,8 +125,8 @@ export const smtpProvider: ProviderDefinition<SmtpCredentials> = {
   // production 14/s and up). Connections: many servers refuse more than ~10 from one client.
   limits: { ratePerSecond: 100, maxConcurrency: 10 },
   validate: validateSmtpCredentials,
-  create(credentials, context) {
-    const transport = createTransport(credentials, context, smtpProvider.limits.maxConcurrency);
+  create(credentials, context, limits) {
+    const transport = createTransport(credentials, context, (limits ?? smtpProvider.limits).maxConcurrency);
     const timeoutMs = credentials.timeout_ms ?? DEFAULT_TIMEOUT_MS;
     return {
       async send(request: DeliveryRequest, signal: AbortSignal): Promise<SendOutcome> {

@@ -1,0 +1,17 @@
+import type net from 'node:net';
+
+/**
+ * `server.listen` as a promise that also fails: a port taken by someone else (EADDRINUSE) rejects,
+ * so the caller can fall back to free ports, instead of surfacing later as an unhandled 'error'
+ * event that would bring the whole process down.
+ */
+export function listen(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const failed = (error: Error): void => reject(error);
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.off('error', failed);
+      resolve();
+    });
+  });
+}
