@@ -3,6 +3,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import {
   arrived,
   behave,
+  callAs,
   demoWebhookUrl,
   fcmToken,
   iosProfile,
@@ -613,6 +614,54 @@ for (const { backend, skip } of backends) {
         await send(h, { recipients: { custom_ids: [id] }, channel: 'webhook', message: { type: 'z' } }),
       );
       assert.equal(messageFor(revived, id).state, 'sent', JSON.stringify(revived.messages));
+    });
+
+    it('I6: one project\'s backlog behind a slow provider does not hold up another project\'s messages', async () => {
+      // Two projects with their own webhook endpoints: "slow" paced at 20 messages a second.
+      const projects = await Promise.all(['slow', 'fast'].map((name) => h.app.control.createProject(`${name}-${uid()}`)));
+      const [slow, fast] = projects.map((p) => p.secretKey.key) as [string, string];
+      for (const [i, p] of projects.entries()) {
+        const secret = `whsec_${Buffer.alloc(32, 20 + i).toString('base64')}`;
+        const path = `/hooks/${p.project.id}`;
+        await h.app.sandbox!.trust('webhook', `${h.app.sandbox!.endpoints.webhook}${path}`, { secret });
+        const put = await callAs(h, p.secretKey.key, 'PUT', '/v1/providers/webhook', {
+          credentials: { url: `sandbox:${path}`, secret },
+          ...(i === 0 ? { limits: { rate_per_second: 20 } } : {}),
+        });
+        assert.equal(put.status, 200, JSON.stringify(put.body));
+      }
+      await sleep(PROVIDERS_SEEN_MS);
+
+      // More messages than a delivery thread holds in memory (5,000), for the slow project.
+      const BACKLOG = 6_000;
+      const ids = Array.from({ length: BACKLOG }, (_, i) => `bk-${i}`);
+      for (let i = 0; i < BACKLOG; i += 1_000) {
+        const r = await callAs(h, slow, 'POST', '/v1/profiles/update', ids.slice(i, i + 1_000).map((id) => ({ identifiers: { custom_id: id } })));
+        assert.equal(r.status, 202, JSON.stringify(r.body));
+      }
+      const big = await callAs(h, slow, 'POST', '/v1/send', { recipients: { custom_ids: ids }, channel: 'webhook', message: { type: 'bulk' } });
+      assert.equal(big.status, 201, JSON.stringify(big.body));
+      const materialised = await callAs(h, slow, 'GET', `/v1/sends/${big.body.send_id}?wait_for=${big.body.ingest_id}&limit=1`);
+      assert.equal(materialised.body.targeted, BACKLOG);
+      await sleep(1_000); // the delivery thread has claimed what it will of the backlog
+
+      // The other project's message goes out while the backlog is still far from drained.
+      const profile = await callAs(h, fast, 'POST', '/v1/profiles/update', [{ identifiers: { custom_id: 'someone' } }]);
+      assert.equal(profile.status, 202);
+      const one = await callAs(h, fast, 'POST', '/v1/send', { recipients: { custom_ids: ['someone'] }, channel: 'webhook', message: { type: 'urgent' } });
+      assert.equal(one.status, 201, JSON.stringify(one.body));
+      let state = '';
+      for (let i = 0; i < 60 && state !== 'sent'; i++) {
+        await sleep(250);
+        const r = await callAs(h, fast, 'GET', `/v1/sends/${one.body.send_id}?wait_for=${one.body.ingest_id}`);
+        state = r.body.messages?.[0]?.state ?? '';
+      }
+      const backlog = (await callAs(h, slow, 'GET', `/v1/sends/${big.body.send_id}?limit=1`)).body.counts;
+      assert.equal(state, 'sent', `the other project's message was not sent within 15 s; the backlog stands at ${JSON.stringify(backlog)}`);
+      assert.ok(backlog.queued + backlog.sending >= 5_000, `the backlog was still being drained: ${JSON.stringify(backlog)}`);
+
+      // The backlog is not needed any more: stop sending it.
+      assert.equal((await callAs(h, slow, 'DELETE', '/v1/providers/webhook')).status, 204);
     });
   });
 

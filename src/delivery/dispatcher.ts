@@ -56,6 +56,8 @@ const RETRY: RetryPolicy = { initialMs: 1_000, maxMs: 300_000, multiplier: 2 };
 const PROVIDER_GRACE_MS = 30_000;
 /** A message whose gate opens later than this goes back to the outbox instead of waiting in memory. */
 const HOLD_LIMIT_MS = 2_000;
+/** A lane may always hold this many, however slow its provider. */
+const MIN_LANE_HOLD = 100;
 /** How often an idle dispatcher looks for messages that came due (retries, hand-backs). */
 const POLL_MS = 250;
 
@@ -65,6 +67,8 @@ interface Lane {
   provider: ResolvedProvider;
   items: OutboxMessage[];
   waitUntil: number;
+  /** When the next message this lane hands back (over its hold) is due. */
+  deferredUntil: number;
 }
 
 export interface DispatcherStats {
@@ -264,8 +268,21 @@ export class Dispatcher {
     const key = `${m.projectId}/${provider.kind}/${provider.version}`;
     let lane = this.#lanes.get(key);
     if (!lane) {
-      lane = { key, gate: new ProviderGate(provider.limits, now), provider, items: [], waitUntil: 0 };
+      lane = { key, gate: new ProviderGate(provider.limits, now), provider, items: [], waitUntil: 0, deferredUntil: 0 };
       this.#lanes.set(key, lane);
+    }
+    // A lane holds what its gate lets through in HOLD_LIMIT_MS, not more: one project's backlog
+    // behind a slow provider would otherwise fill this thread's buffer and stop the claims that
+    // bring in other projects' messages. The rest waits in the outbox, due when the gate would
+    // reach it, unattempted.
+    const rate = lane.provider.limits.ratePerSecond;
+    const ahead = lane.items.length;
+    if (ahead >= Math.max(MIN_LANE_HOLD, Math.ceil((rate * HOLD_LIMIT_MS) / 1000))) {
+      // Spread at the gate's rate, so each comes back about when it can be sent (not all at once).
+      const due = Math.max(now + Math.ceil((ahead * 1000) / rate), lane.deferredUntil);
+      lane.deferredUntil = due + Math.ceil(1000 / rate);
+      this.#settle(m, { state: 'queued', nextAttemptAt: due, reason: null, errorCode: null, at: now, handBack: true });
+      return;
     }
     lane.items.push(m);
   }
