@@ -44,7 +44,7 @@ async function openSandbox(config: HeraldConfig, clock: Clock, logger: Logger): 
     return await startSandbox(options);
   } catch (error) {
     if ((error as { code?: string }).code !== 'EADDRINUSE' || config.sandboxPort === 0) throw error;
-    logger.warn({ basePort: config.sandboxPort }, 'sandbox ports are taken; the sandbox uses free ports instead');
+    logger.info({ basePort: config.sandboxPort }, 'sandbox ports are taken; the sandbox uses free ports instead');
     return startSandbox({ ...options, basePort: 0 });
   }
 }

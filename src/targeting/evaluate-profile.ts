@@ -1,0 +1,232 @@
+import { createHash } from 'node:crypto';
+import type { AttributeValue, ProfileNatives } from '../profiles/profile-model.ts';
+import type {
+  AttributeCondition,
+  EventCondition,
+  MessageActivity,
+  MessageCondition,
+  NativeCondition,
+  OccurrenceCondition,
+  Segment,
+  Window,
+} from './segment-model.ts';
+
+/** Everything a segment can ask about one profile. */
+export interface ProfileFacts {
+  projectId: string;
+  customId: string;
+  natives: ProfileNatives;
+  attributes: Readonly<Record<string, AttributeValue>>;
+  installations: readonly { platform: 'ios' | 'android' | 'web'; pushEnabled: boolean; reachable: boolean }[];
+  /** Whether the profile's email address / phone number is suppressed (hard bounce, STOP). */
+  emailSuppressed: boolean;
+  phoneSuppressed: boolean;
+  events: readonly { name: string; time: number; attributes: Readonly<Record<string, unknown>> | null }[];
+  audiences: ReadonlySet<string>;
+  messages: readonly { activity: MessageActivity; at: number; campaign?: string; automation?: string; template?: string; send?: string }[];
+}
+
+export interface EvaluationContext {
+  nowMs: number;
+  /** A saved segment's tree by id or name (validated, cycle-free). */
+  savedSegment?: (ref: string) => Segment | undefined;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Is this profile in the segment at `nowMs`? The single-profile evaluator (issue 4, part 2b), for
+ * triggers and journey branches. Semantics shared with the bulk compiler: a condition on an
+ * attribute the profile does not have is false (so `ne` means "has a value other than"; use
+ * `not` + `eq` for "is not x, or unset"); dates compare as instants.
+ */
+export function evaluateSegment(segment: Segment, facts: ProfileFacts, ctx: EvaluationContext): boolean {
+  if ('and' in segment) return segment.and.every((s) => evaluateSegment(s, facts, ctx));
+  if ('or' in segment) return segment.or.some((s) => evaluateSegment(s, facts, ctx));
+  if ('not' in segment) return !evaluateSegment(segment.not, facts, ctx);
+  if ('attribute' in segment) return attributeMatches(segment, facts.attributes[segment.attribute], ctx.nowMs, facts.natives.timezone);
+  if ('native' in segment) return nativeMatches(segment, facts.natives);
+  if ('occurrence' in segment) return occurrenceMatches(segment, facts, ctx.nowMs);
+  if ('event' in segment) return eventMatches(segment, facts, ctx.nowMs);
+  if ('audience' in segment) return facts.audiences.has(segment.audience);
+  if ('segment' in segment) {
+    const saved = ctx.savedSegment?.(segment.segment);
+    return saved !== undefined && evaluateSegment(saved, facts, ctx);
+  }
+  if ('reachable' in segment) {
+    switch (segment.reachable) {
+      case 'push':
+        return facts.installations.some((i) => i.pushEnabled && i.reachable && (segment.platform === undefined || i.platform === segment.platform));
+      case 'email':
+        return facts.natives.email !== null && facts.natives.emailMarketing === 'subscribed' && !facts.emailSuppressed;
+      case 'sms':
+        return facts.natives.phone !== null && facts.natives.smsMarketing === 'subscribed' && !facts.phoneSuppressed;
+    }
+  }
+  if ('message' in segment) return messageMatches(segment, facts, ctx.nowMs);
+  if ('bucket' in segment) {
+    const p = bucketOf(facts.projectId, facts.customId, segment.bucket.salt ?? '');
+    return p >= segment.bucket.from && p < segment.bucket.to;
+  }
+  return false;
+}
+
+/**
+ * A profile's stable position in [0, 100) for holdouts: the first 32 bits of
+ * SHA-256("<salt>:<project>:<custom_id>") scaled to a percentage. The bulk compiler computes the
+ * same function in SQL.
+ */
+export function bucketOf(projectId: string, customId: string, salt: string): number {
+  const digest = createHash('sha256').update(`${salt}:${projectId}:${customId}`).digest();
+  return (digest.readUInt32BE(0) / 2 ** 32) * 100;
+}
+
+function instant(v: unknown): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? t : undefined;
+}
+
+/** Month and day of `t` in `timeZone` (UTC when unknown). */
+function monthDay(t: number, timeZone: string | null): { month: number; day: number; year: number } {
+  let parts: Intl.DateTimeFormatPart[];
+  try {
+    parts = new Intl.DateTimeFormat('en-US', { timeZone: timeZone ?? 'UTC', year: 'numeric', month: 'numeric', day: 'numeric' }).formatToParts(t);
+  } catch {
+    parts = new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', year: 'numeric', month: 'numeric', day: 'numeric' }).formatToParts(t);
+  }
+  const get = (type: string): number => Number(parts.find((p) => p.type === type)?.value);
+  return { year: get('year'), month: get('month'), day: get('day') };
+}
+
+const isLeap = (y: number): boolean => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+
+function compareScalar(a: unknown, b: unknown): number | undefined {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  const ta = instant(a);
+  const tb = instant(b);
+  if (ta !== undefined && tb !== undefined && typeof a === 'string' && typeof b === 'string') return ta - tb;
+  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
+  return undefined;
+}
+
+/** Equality as the store compares: dates as instants, everything else by value and type. */
+function same(a: unknown, b: unknown): boolean {
+  if (typeof a === 'string' && typeof b === 'string') {
+    const ta = instant(a);
+    const tb = instant(b);
+    if (ta !== undefined && tb !== undefined && /^\d{4}-\d{2}-\d{2}/.test(a) && /^\d{4}-\d{2}-\d{2}/.test(b)) return ta === tb;
+  }
+  return a === b;
+}
+
+export function attributeMatches(c: AttributeCondition, value: unknown, nowMs: number, timeZone: string | null): boolean {
+  if (value === undefined || value === null) return false;
+  if (c.op === 'exists') return true;
+  switch (c.op) {
+    case 'eq':
+      return !Array.isArray(value) && same(value, c.value);
+    case 'ne':
+      return !Array.isArray(value) && !same(value, c.value);
+    case 'in':
+      return !Array.isArray(value) && (c.value as unknown[]).some((v) => same(value, v));
+    case 'gt':
+    case 'gte':
+    case 'lt':
+    case 'lte': {
+      const d = compareScalar(value, c.value);
+      if (d === undefined) return false;
+      return c.op === 'gt' ? d > 0 : c.op === 'gte' ? d >= 0 : c.op === 'lt' ? d < 0 : d <= 0;
+    }
+    case 'between': {
+      const [low, high] = c.value as [unknown, unknown];
+      const dl = compareScalar(value, low);
+      const dh = compareScalar(value, high);
+      return dl !== undefined && dh !== undefined && dl >= 0 && dh <= 0;
+    }
+    case 'contains':
+      return typeof value === 'string' && value.includes(String(c.value));
+    case 'starts_with':
+      return typeof value === 'string' && value.startsWith(String(c.value));
+    case 'contains_any':
+      return Array.isArray(value) && (c.value as unknown[]).some((v) => value.includes(v));
+    case 'contains_all':
+      return Array.isArray(value) && (c.value as unknown[]).every((v) => value.includes(v as string));
+    case 'within_last_days': {
+      const t = instant(value);
+      return t !== undefined && t <= nowMs && t >= nowMs - (c.value as number) * DAY_MS;
+    }
+    case 'more_than_days_ago': {
+      const t = instant(value);
+      return t !== undefined && t < nowMs - (c.value as number) * DAY_MS;
+    }
+    case 'anniversary_today': {
+      const t = instant(value);
+      if (t === undefined || t > nowMs) return false;
+      const then = monthDay(t, 'UTC'); // the date as given (a birthday has no time zone)
+      const today = monthDay(nowMs, timeZone);
+      if (then.month === 2 && then.day === 29 && !isLeap(today.year)) return today.month === 2 && today.day === 28;
+      return then.month === today.month && then.day === today.day;
+    }
+  }
+  return false;
+}
+
+function nativeMatches(c: NativeCondition, natives: ProfileNatives): boolean {
+  const value = {
+    language: natives.language,
+    region: natives.region,
+    timezone: natives.timezone,
+    email_marketing: natives.emailMarketing,
+    sms_marketing: natives.smsMarketing,
+  }[c.native];
+  if (value === null || value === undefined) return false;
+  switch (c.op) {
+    case 'exists':
+      return true;
+    case 'eq':
+      return value === c.value;
+    case 'ne':
+      return value !== c.value;
+    case 'in':
+      return (c.value as unknown[]).includes(value);
+  }
+}
+
+function inWindow(t: number, window: Window | undefined, nowMs: number): boolean {
+  if (!window) return true;
+  if ('last_days' in window) return t <= nowMs && t >= nowMs - window.last_days * DAY_MS;
+  return t >= Date.parse(window.from) && t < Date.parse(window.to);
+}
+
+function matchingEvents(name: string, where: readonly AttributeCondition[] | undefined, facts: ProfileFacts, nowMs: number) {
+  return facts.events.filter(
+    (e) => e.name === name && (where ?? []).every((w) => attributeMatches(w, e.attributes?.[w.attribute], nowMs, facts.natives.timezone)),
+  );
+}
+
+function eventMatches(c: EventCondition, facts: ProfileFacts, nowMs: number): boolean {
+  const n = matchingEvents(c.event, c.where, facts, nowMs).filter((e) => inWindow(e.time, c.window, nowMs)).length;
+  const count = c.count ?? { op: 'gte', value: 1 };
+  return count.op === 'gte' ? n >= count.value : count.op === 'lte' ? n <= count.value : n === count.value;
+}
+
+function occurrenceMatches(c: OccurrenceCondition, facts: ProfileFacts, nowMs: number): boolean {
+  const times = matchingEvents(c.event, c.where, facts, nowMs).map((e) => e.time);
+  if (times.length === 0) return false;
+  const t = c.occurrence === 'first' ? Math.min(...times) : Math.max(...times);
+  const at = typeof c.value === 'string' ? Date.parse(c.value) : nowMs - c.value.days_ago * DAY_MS;
+  return c.op === 'before' ? t < at : t > at;
+}
+
+function messageMatches(c: MessageCondition, facts: ProfileFacts, nowMs: number): boolean {
+  return facts.messages.some(
+    (m) =>
+      m.activity === c.message &&
+      (c.campaign === undefined || m.campaign === c.campaign) &&
+      (c.automation === undefined || m.automation === c.automation) &&
+      (c.template === undefined || m.template === c.template) &&
+      (c.send === undefined || m.send === c.send) &&
+      inWindow(m.at, c.window, nowMs),
+  );
+}
