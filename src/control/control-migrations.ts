@@ -73,4 +73,19 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE providers ADD COLUMN limits TEXT;
     `,
   },
+  {
+    version: 4,
+    name: 'saved segments',
+    sql: `
+      -- A saved targeting expression (the JSON tree of src/targeting/segment-model.ts).
+      CREATE TABLE segments (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL REFERENCES projects (id),
+        name TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        UNIQUE (project_id, name));
+    `,
+  },
 ];

@@ -211,6 +211,25 @@ export interface ProviderLimitOverrides {
   maxConcurrency?: number;
 }
 
+export interface SegmentRecord {
+  id: string;
+  projectId: string;
+  name: string;
+  /** The segment tree, validated when saved. */
+  definition: unknown;
+  createdAt: number;
+  updatedAt: number;
+}
+
+const segmentFromRow = (r: Row): SegmentRecord => ({
+  id: String(r.id),
+  projectId: String(r.project_id),
+  name: String(r.name),
+  definition: JSON.parse(String(r.definition)) as unknown,
+  createdAt: readInt(r.created_at),
+  updatedAt: readInt(r.updated_at),
+});
+
 export interface TemplateRecord {
   id: string;
   projectId: string;
@@ -300,6 +319,35 @@ export class ControlConfigStore {
       if (isUniqueViolation(error)) throw new HeraldError('TEMPLATE_EXISTS', { message: `A template named "${t.name}" already exists.` });
       throw error;
     }
+  }
+
+  async listSegments(projectId: string): Promise<SegmentRecord[]> {
+    return (await this.db.query<Row>('SELECT * FROM segments WHERE project_id = ? ORDER BY name', [projectId])).map(segmentFromRow);
+  }
+
+  async getSegment(projectId: string, idOrName: string): Promise<SegmentRecord | null> {
+    const rows = await this.db.query<Row>('SELECT * FROM segments WHERE project_id = ? AND (id = ? OR name = ?)', [projectId, idOrName, idOrName]);
+    return rows[0] ? segmentFromRow(rows[0]) : null;
+  }
+
+  /** Inserts or replaces (by id); a name already used by another segment is a conflict. */
+  async putSegment(s: SegmentRecord): Promise<void> {
+    try {
+      await this.control.change((tx) =>
+        tx.run(
+          `INSERT INTO segments (id, project_id, name, definition, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET name = excluded.name, definition = excluded.definition, updated_at = excluded.updated_at`,
+          [s.id, s.projectId, s.name, JSON.stringify(s.definition), s.createdAt, s.updatedAt],
+        ),
+      );
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new HeraldError('SEGMENT_EXISTS', { message: `A segment named "${s.name}" already exists.` });
+      throw error;
+    }
+  }
+
+  async deleteSegment(projectId: string, id: string): Promise<boolean> {
+    return this.control.change(async (tx) => (await tx.run('DELETE FROM segments WHERE project_id = ? AND id = ?', [projectId, id])).changes === 1);
   }
 
   async deleteTemplate(projectId: string, id: string): Promise<boolean> {

@@ -36,6 +36,10 @@ export const ERROR_CODES = {
   SEND_NOT_FOUND: 'No such send.',
   SANDBOX_NOT_RUNNING: 'The sandbox is not running in this Herald.',
   CONFIG_INVALID: 'The configuration is invalid.',
+  // Targeting
+  SEGMENT_EXISTS: 'A segment with this name already exists.',
+  SEGMENT_NOT_FOUND: 'No such segment.',
+  SEGMENT_IN_USE: 'Another segment refers to this one.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

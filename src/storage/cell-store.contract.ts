@@ -115,6 +115,13 @@ export function runCellStoreContract(makeFixture: () => Promise<StoreFixture>): 
       assert.deepEqual(install.webPush, { endpoint: 'https://push.example/x', keys: { p256dh: 'k', auth: 'a' } });
       assert.equal(await store.getProfile(P, 'nobody', { eventsLimit: 10 }), null);
       assert.equal(await store.getProfile('prj_other', 'u1', { eventsLimit: 10 }), null, 'projects are apart (I10)');
+
+      // The catalog: what targeting checks a segment against.
+      const catalog = await store.catalog(P);
+      const types = new Map(catalog.filter((c) => c.kind === 'attribute').map((c) => [c.name, c.type]));
+      assert.deepEqual([types.get('plan'), types.get('age'), types.get('vip'), types.get('tags')], ['string', 'number', 'boolean', 'array']);
+      assert.deepEqual(catalog.filter((c) => c.kind === 'event').map((c) => c.name).sort(), ['buy', 'open']);
+      assert.deepEqual(await store.catalog('prj_other'), [], 'projects are apart (I10)');
     }));
 
   it('stores an event once per (profile, client id), within a batch and across batches', () =>

@@ -145,6 +145,8 @@ export interface CellStore extends OutboxStore {
   ): Promise<ApplyStats>;
 
   getProfile(projectId: string, customId: string, options: { eventsLimit: number }): Promise<ProfileDetail | null>;
+  /** What a project's data has shown so far: custom attribute names and types, event names. */
+  catalog(projectId: string): Promise<CatalogEntry[]>;
   listEvents(
     projectId: string,
     customId: string,

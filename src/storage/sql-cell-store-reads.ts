@@ -16,7 +16,7 @@ import type {
 import type { SqlDb } from './sql.ts';
 import type { MessagePage, MessageUpdate, OutboxMessage, SendReport } from './outbox-port.ts';
 import { SqlOutbox } from './sql-outbox.ts';
-import type { StoreCapabilities } from './cell-store.ts';
+import type { CatalogEntry, StoreCapabilities } from './cell-store.ts';
 import { readInt, readJson, readOptionalInt } from './sql.ts';
 
 /** Column lists shared by every query that reads a whole row. */
@@ -105,6 +105,11 @@ export abstract class SqlCellStoreReads {
   get #messages(): SqlOutbox {
     this.#outbox ??= new SqlOutbox(this.db, this.capabilities.skipLocked);
     return this.#outbox;
+  }
+
+  async catalog(projectId: string): Promise<CatalogEntry[]> {
+    const rows = await this.db.query<Row>('SELECT kind, name, type FROM catalog WHERE project_id = ? ORDER BY kind, name', [projectId]);
+    return rows.map((r) => ({ projectId, kind: String(r.kind) as CatalogEntry['kind'], name: String(r.name), type: String(r.type) }));
   }
 
   claimMessages(owner: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxMessage[]> {
