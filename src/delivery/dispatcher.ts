@@ -7,6 +7,7 @@ import type { Platform } from '../profiles/profile-model.ts';
 import type { MessageUpdate, OutboxMessage, OutboxStore } from '../storage/outbox-port.ts';
 import type { Channel, DeliveryRequest, SendOutcome } from './delivery-model.ts';
 import { ProviderGate } from './flow/provider-gate.ts';
+import { OutcomeWriter } from './outcome-writer.ts';
 import type { ProviderClient, ProviderLimits } from './provider.ts';
 
 export interface ResolvedProvider {
@@ -90,12 +91,11 @@ export interface DispatcherStats {
 export class Dispatcher {
   readonly #o: Required<Omit<DispatcherOptions, 'unsubscribeUrl'>> & Pick<DispatcherOptions, 'unsubscribeUrl'>;
   readonly #lanes = new Map<string, Lane>();
-  readonly #settles: MessageUpdate[] = [];
-  /** The transaction writing outcomes now (one at a time; what arrives meanwhile waits for the next). */
-  #flushing: Promise<void> | undefined;
-  #flushTimer: NodeJS.Timeout | undefined;
-  #settleFailures = 0;
-  /** Ids held in lanes or in flight: a claim of one of them (a lease this dispatcher let lapse) is ignored. */
+  readonly #outcomes: OutcomeWriter;
+  /**
+   * Ids held in lanes, in flight or with an outcome not yet written: their leases are renewed, and
+   * a claim of one of them (a lease this dispatcher let lapse) is ignored.
+   */
   readonly #mine = new Set<string>();
   #renewedAt = 0;
   #deadline: { since: number; signal: AbortSignal } | undefined;
@@ -116,6 +116,15 @@ export class Dispatcher {
       sendTimeoutMs: 30_000,
       ...options,
     };
+    this.#outcomes = new OutcomeWriter({
+      store: this.#o.store,
+      logger: this.#o.logger,
+      batch: this.#o.settleBatch,
+      delayMs: this.#o.settleDelayMs,
+      onWritten: (ids) => {
+        for (const id of ids) this.#mine.delete(id);
+      },
+    });
   }
 
   #held(): number {
@@ -131,7 +140,7 @@ export class Dispatcher {
     // Claims are transactions (an fsync each on SQLite): refill in batches, when what is held runs
     // low, not one message per finished send.
     const held = this.#held();
-    const room = this.#o.maxLocal - held - this.#inFlight - this.#settles.length;
+    const room = this.#o.maxLocal - held - this.#inFlight - this.#outcomes.pending;
     // After a claim came back short, the queue is empty for now: look again when woken (new
     // messages) or at the next poll (retries coming due), not after every finished send.
     const polled = this.#drainedAt === undefined || now - this.#drainedAt >= POLL_MS;
@@ -174,8 +183,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     const deadline = this.#o.clock.now() + 10_000;
     while (this.#inFlight > 0 && this.#o.clock.now() < deadline) await sleep(20);
-    while (this.#settles.length > 0 || this.#flushing) await this.flush();
-    clearTimeout(this.#flushTimer);
+    await this.#outcomes.drain();
     this.#lanes.clear();
     this.#mine.clear();
     await this.#o.store.releaseLeases(this.#o.owner, this.#o.clock.now());
@@ -192,60 +200,6 @@ export class Dispatcher {
     if (this.#mine.size === 0 || now - this.#renewedAt < this.#o.leaseMs / 3) return;
     this.#renewedAt = now;
     await this.#o.store.renewLeases(this.#o.owner, [...this.#mine], now + this.#o.leaseMs);
-  }
-
-  /** Writes every outcome waiting (after the transaction under way, if any). Throws if the store does. */
-  async flush(): Promise<void> {
-    clearTimeout(this.#flushTimer);
-    this.#flushTimer = undefined;
-    while (this.#flushing) await this.#flushing.catch(() => undefined);
-    if (this.#settles.length === 0) return;
-    const batch = this.#settles.splice(0, this.#o.settleBatch);
-    const writing = this.#o.store.settleMessages(batch).then(
-      ({ lostLeases }) => {
-        for (const u of batch) this.#mine.delete(u.id);
-        if (lostLeases > 0) this.#o.logger.warn({ lostLeases }, 'outcomes for messages whose lease was lost were not recorded');
-      },
-      (error: unknown) => {
-        // Nothing is lost: the outcomes go back in front and are written when the store answers
-        // (their leases are still renewed meanwhile, as they stay in #mine).
-        this.#settles.unshift(...batch);
-        throw error;
-      },
-    );
-    this.#flushing = writing;
-    try {
-      await writing;
-    } finally {
-      this.#flushing = undefined;
-    }
-    // A full batch is written at once; a partial one waits `settleDelayMs` for company.
-    if (this.#settles.length >= this.#o.settleBatch) await this.flush();
-    else if (this.#settles.length > 0) this.#flushTimer ??= setTimeout(() => void this.#backgroundFlush(), this.#o.settleDelayMs);
-  }
-
-  /** Outcomes share transactions: written when a batch is full, or `settleDelayMs` after the first of them. */
-  #scheduleFlush(): void {
-    if (this.#flushing) return; // the running flush picks them up
-    if (this.#settles.length < this.#o.settleBatch && this.#settleFailures === 0) {
-      this.#flushTimer ??= setTimeout(() => void this.#backgroundFlush(), this.#o.settleDelayMs);
-      return;
-    }
-    if (this.#settleFailures === 0) void this.#backgroundFlush();
-  }
-
-  async #backgroundFlush(): Promise<void> {
-    this.#flushTimer = undefined;
-    try {
-      await this.flush();
-      this.#settleFailures = 0;
-    } catch (error) {
-      this.#settleFailures++;
-      this.#o.logger.error({ err: coerceError(error).message, pending: this.#settles.length }, 'writing delivery outcomes failed; retrying');
-      const wait = backoffMs({ initialMs: 100, maxMs: 5_000, multiplier: 2 }, this.#settleFailures);
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = setTimeout(() => void this.#backgroundFlush(), wait);
-    }
   }
 
   #route(m: OutboxMessage, now: number): void {
@@ -392,14 +346,13 @@ export class Dispatcher {
   }
 
   #settle(m: OutboxMessage, update: Omit<MessageUpdate, 'id' | 'owner' | 'target' | 'claimedAttempt'>): void {
-    this.#settles.push({
+    this.#outcomes.add({
       ...update,
       id: m.id,
       owner: this.#o.owner,
       claimedAttempt: m.attempts,
       target: { projectId: m.projectId, channel: m.channel, customId: m.customId, installId: m.installId, recipient: m.recipient },
     });
-    this.#scheduleFlush();
   }
 
   /**

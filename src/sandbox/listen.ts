@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import type net from 'node:net';
 
 /**
@@ -14,4 +15,17 @@ export function listen(server: net.Server, port: number, host: string): Promise<
       resolve();
     });
   });
+}
+
+/** An HTTP server listening on `port` (0: any), its URL, and a close that drops open connections. */
+export async function serveHttp(server: http.Server, port: number, host: string): Promise<{ url: string; close: () => Promise<void> }> {
+  await listen(server, port, host);
+  return {
+    url: `http://${host}:${(server.address() as net.AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }

@@ -1,8 +1,7 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { BehaviorRule, SandboxMessage, ActiveRule } from './sandbox-model.ts';
 import type { LocalSandbox, SandboxHandle } from './sandbox.ts';
-import { listen } from './listen.ts';
+import { serveHttp } from './listen.ts';
 
 /**
  * The sandbox's own control API, for a sandbox that runs in another process than Herald
@@ -21,15 +20,10 @@ export async function serveSandboxControl(sandbox: LocalSandbox, host: string, p
       );
     });
   });
-  await listen(server, port, host);
-  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
+  const { url, close } = await serveHttp(server, port, host);
   return {
     url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

@@ -1,11 +1,10 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { RunningService, SandboxContext, SandboxService } from '../sandbox-model.ts';
 import { applyDelay } from '../sandbox-model.ts';
 import { googleError, ruleError, type GoogleErrorAnswer } from './fcm-sandbox-errors.ts';
 import { checkSendBody } from './fcm-sandbox-message-check.ts';
 import { SandboxOAuth } from './fcm-sandbox-oauth.ts';
-import { listen } from '../listen.ts';
+import { serveHttp } from '../listen.ts';
 
 const SEND_PATH = /^\/v1\/projects\/([^/]+)\/messages:send$/;
 /** The same limit as the rest of Google's front ends would apply; a push is far smaller. */
@@ -97,15 +96,8 @@ export const fcmSandbox: SandboxService = {
         });
       });
     });
-    await listen(server, ctx.portFor('fcm'), ctx.host);
-    base = `http://${ctx.host}:${(server.address() as AddressInfo).port}`;
-    return {
-      endpoint: base,
-      close: () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    };
+    const served = await serveHttp(server, ctx.portFor('fcm'), ctx.host);
+    base = served.url;
+    return { endpoint: base, close: served.close };
   },
 };

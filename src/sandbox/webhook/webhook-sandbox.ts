@@ -1,9 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { RunningService, SandboxContext, SandboxService } from '../sandbox-model.ts';
 import { applyDelay } from '../sandbox-model.ts';
-import { listen } from '../listen.ts';
+import { serveHttp } from '../listen.ts';
 
 /** Standard Webhooks allows this much clock skew between sender and receiver. */
 const TOLERANCE_SECONDS = 5 * 60;
@@ -87,15 +86,8 @@ export const webhookSandbox: SandboxService = {
         })();
       });
     });
-    await listen(server, ctx.portFor('webhook'), ctx.host);
-    base = `http://${ctx.host}:${(server.address() as AddressInfo).port}`;
-    return {
-      endpoint: base,
-      close: () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    };
+    const served = await serveHttp(server, ctx.portFor('webhook'), ctx.host);
+    base = served.url;
+    return { endpoint: base, close: served.close };
   },
 };

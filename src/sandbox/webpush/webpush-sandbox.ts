@@ -1,11 +1,10 @@
 import { createECDH, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { RunningService, SandboxContext, SandboxService } from '../sandbox-model.ts';
 import { applyDelay } from '../sandbox-model.ts';
 import { DecryptError, decryptAes128gcm } from './aes128gcm-decrypt.ts';
 import { verifyVapid } from './vapid-verify.ts';
-import { listen } from '../listen.ts';
+import { serveHttp } from '../listen.ts';
 
 /** RFC 8030 §7.2: a push service must accept 4096 octets of body and may refuse more with 413. */
 const MAX_BODY_BYTES = 4096;
@@ -217,15 +216,8 @@ export const webpushSandbox: SandboxService = {
         });
       });
     });
-    await listen(server, ctx.portFor('webpush'), ctx.host);
-    base = `http://${ctx.host}:${(server.address() as AddressInfo).port}`;
-    return {
-      endpoint: base,
-      close: () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    };
+    const served = await serveHttp(server, ctx.portFor('webpush'), ctx.host);
+    base = served.url;
+    return { endpoint: base, close: served.close };
   },
 };

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger } from '../core/logger.ts';
+import type { MessageUpdate } from '../storage/outbox-port.ts';
+import { OutcomeWriter } from './outcome-writer.ts';
+
+const update = (id: string): MessageUpdate => ({
+  id,
+  owner: 'o',
+  claimedAttempt: 1,
+  target: { projectId: 'p', channel: 'push', customId: null, installId: null, recipient: 'r' },
+  state: 'sent',
+  reason: null,
+  errorCode: null,
+  at: 0,
+});
+
+/** A store that records each transaction's ids and can be made to fail. */
+function fakeStore() {
+  const transactions: string[][] = [];
+  const state = { failing: false };
+  return {
+    transactions,
+    state,
+    async settleMessages(updates: readonly MessageUpdate[]) {
+      await sleep(1);
+      if (state.failing) throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
+      transactions.push(updates.map((u) => u.id));
+      return { applied: updates.length, lostLeases: 0 };
+    },
+  };
+}
+
+describe('OutcomeWriter', () => {
+  it('shares transactions: a full batch at once, the rest after the delay, each outcome once', async () => {
+    const store = fakeStore();
+    const written: string[] = [];
+    const w = new OutcomeWriter({ store, logger: silentLogger, batch: 10, delayMs: 20, onWritten: (ids) => written.push(...ids) });
+    for (let i = 0; i < 25; i++) w.add(update(`m${i}`));
+    await w.drain();
+    assert.ok(store.transactions.length <= 4, `${store.transactions.length} transactions for 25 outcomes`);
+    assert.ok(store.transactions.every((t) => t.length <= 10));
+    assert.deepEqual(written.sort(), Array.from({ length: 25 }, (_, i) => `m${i}`).sort());
+    assert.equal(w.pending, 0);
+  });
+
+  it('a lone outcome waits for company no longer than the delay', async () => {
+    const store = fakeStore();
+    const w = new OutcomeWriter({ store, logger: silentLogger, batch: 500, delayMs: 10, onWritten: () => undefined });
+    w.add(update('only'));
+    assert.equal(store.transactions.length, 0, 'not written at once');
+    for (let i = 0; i < 100 && store.transactions.length === 0; i++) await sleep(5);
+    assert.deepEqual(store.transactions, [['only']]);
+  });
+
+  it('loses nothing while the store fails: the outcomes are written once it is back', async () => {
+    const store = fakeStore();
+    const written: string[] = [];
+    const w = new OutcomeWriter({ store, logger: silentLogger, batch: 5, delayMs: 5, onWritten: (ids) => written.push(...ids) });
+    store.state.failing = true;
+    for (let i = 0; i < 12; i++) w.add(update(`m${i}`));
+    await sleep(150);
+    assert.equal(written.length, 0);
+    assert.equal(w.pending, 12, 'every outcome is still waiting');
+    store.state.failing = false;
+    for (let i = 0; i < 200 && written.length < 12; i++) await sleep(10);
+    assert.deepEqual(written.sort(), Array.from({ length: 12 }, (_, i) => `m${i}`).sort());
+    assert.equal(new Set(store.transactions.flat()).size, store.transactions.flat().length, 'each written once');
+  });
+});

@@ -1,0 +1,93 @@
+import { coerceError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { backoffMs } from '../core/retry.ts';
+import type { MessageUpdate, OutboxStore } from '../storage/outbox-port.ts';
+
+export interface OutcomeWriterOptions {
+  store: Pick<OutboxStore, 'settleMessages'>;
+  logger: Logger;
+  /** Outcomes written in one transaction, at most. */
+  batch: number;
+  /** How long an outcome may wait for others to share its transaction (the crash window grows by this much). */
+  delayMs: number;
+  /** Called with the ids whose outcomes are written (or whose lease was lost meanwhile). */
+  onWritten: (ids: readonly string[]) => void;
+}
+
+/**
+ * Writes a dispatcher's outcomes in shared transactions (each one is an fsync on SQLite): a full
+ * batch at once, a partial one `delayMs` after its first outcome, one transaction at a time. When
+ * the store fails, nothing is dropped: the outcomes go back in front and are retried with backoff.
+ */
+export class OutcomeWriter {
+  readonly #o: OutcomeWriterOptions;
+  readonly #pending: MessageUpdate[] = [];
+  /** The transaction writing outcomes now; what arrives meanwhile waits for the next. */
+  #writing: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #failures = 0;
+
+  constructor(options: OutcomeWriterOptions) {
+    this.#o = options;
+  }
+
+  /** Outcomes not yet written. */
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  add(update: MessageUpdate): void {
+    this.#pending.push(update);
+    if (this.#writing || this.#failures > 0) return; // the running write, or the retry, picks it up
+    if (this.#pending.length < this.#o.batch) this.#timer ??= setTimeout(() => void this.#background(), this.#o.delayMs);
+    else void this.#background();
+  }
+
+  /** Writes every outcome waiting (after the transaction under way, if any). Throws if the store does. */
+  async flush(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    while (this.#writing) await this.#writing.catch(() => undefined);
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending.splice(0, this.#o.batch);
+    const writing = this.#o.store.settleMessages(batch).then(
+      ({ lostLeases }) => {
+        this.#o.onWritten(batch.map((u) => u.id));
+        if (lostLeases > 0) this.#o.logger.warn({ lostLeases }, 'outcomes for messages whose lease was lost were not recorded');
+      },
+      (error: unknown) => {
+        this.#pending.unshift(...batch);
+        throw error;
+      },
+    );
+    this.#writing = writing;
+    try {
+      await writing;
+    } finally {
+      this.#writing = undefined;
+    }
+    // A full batch is written at once; a partial one waits `delayMs` for company.
+    if (this.#pending.length >= this.#o.batch) await this.flush();
+    else if (this.#pending.length > 0) this.#timer ??= setTimeout(() => void this.#background(), this.#o.delayMs);
+  }
+
+  /** Writes everything, including what arrives while writing; for a clean stop. */
+  async drain(): Promise<void> {
+    while (this.#pending.length > 0 || this.#writing) await this.flush();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #background(): Promise<void> {
+    this.#timer = undefined;
+    try {
+      await this.flush();
+      this.#failures = 0;
+    } catch (error) {
+      this.#failures++;
+      this.#o.logger.error({ err: coerceError(error).message, pending: this.#pending.length }, 'writing delivery outcomes failed; retrying');
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => void this.#background(), backoffMs({ initialMs: 100, maxMs: 5_000, multiplier: 2 }, this.#failures));
+    }
+  }
+}
