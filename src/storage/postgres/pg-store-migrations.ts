@@ -132,4 +132,36 @@ export const PG_STORE_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE installations ADD COLUMN push_disabled_reason TEXT;
     `,
   },
+  {
+    version: 3,
+    name: 'targeting: indexes, custom audiences, message history',
+    sql: `
+      -- Targeting (ADR 0008): event conditions scan one event name's time range; "ever" conditions
+      -- read the per-profile aggregate; anniversaries group profiles by time zone.
+      CREATE INDEX events_name_time ON events (name, time, profile_id);
+      CREATE INDEX event_counts_name ON event_counts (name, count, profile_id);
+      CREATE INDEX profiles_project_timezone ON profiles (project_id, timezone);
+      CREATE INDEX installations_reachable ON installations (project_id, platform, profile_id) WHERE push_enabled AND push_disabled_reason IS NULL;
+      -- Custom audiences: the members of each version; a replace writes a new version and moves
+      -- audience_versions.live_version in the same transaction, so readers see all or nothing.
+      CREATE TABLE audience_versions (
+        audience_id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        live_version INTEGER NOT NULL,
+        member_count INTEGER NOT NULL DEFAULT 0,
+        updated_at BIGINT NOT NULL);
+      CREATE TABLE audience_members (
+        audience_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        member TEXT NOT NULL,
+        PRIMARY KEY (audience_id, version, kind, member));
+      -- Message history for retargeting: where a message came from and what the recipient did.
+      ALTER TABLE messages ADD COLUMN template_id TEXT;
+      ALTER TABLE messages ADD COLUMN campaign_id TEXT;
+      ALTER TABLE messages ADD COLUMN automation_id TEXT;
+      ALTER TABLE messages ADD COLUMN opened_at BIGINT;
+      ALTER TABLE messages ADD COLUMN clicked_at BIGINT;
+    `,
+  },
 ];
