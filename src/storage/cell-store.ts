@@ -7,6 +7,9 @@ import type {
 } from '../profiles/profile-model.ts';
 import type { MigrationResult } from './migrations.ts';
 import type { NewMessage, OutboxStore, SendRow } from './outbox-port.ts';
+import type { Segment } from '../targeting/segment-model.ts';
+import type { ProfileFacts } from '../targeting/evaluate-profile.ts';
+import type { MatchedProfile, SegmentEstimate, TargetingOptions } from '../targeting/targeting-reads.ts';
 
 /** What a backend can do; domain code asks these, never a backend's name. */
 export interface StoreCapabilities {
@@ -152,6 +155,13 @@ export interface CellStore extends OutboxStore {
     customId: string,
     options: { limit: number; before?: { timeMs: number; id: number } | undefined },
   ): Promise<EventPage | null>;
+
+  /** Targeting (issue 4): the segment's profiles in id order, streamed in batches. */
+  matchingProfiles(projectId: string, segment: Segment, options: TargetingOptions): AsyncIterable<MatchedProfile[]>;
+  /** How many profiles the segment holds, and how many each channel reaches. */
+  estimateSegment(projectId: string, segment: Segment, options: TargetingOptions): Promise<SegmentEstimate>;
+  /** What the single-profile evaluator needs about one profile; `eventNames` limits the events read. */
+  profileFacts(projectId: string, customId: string, options?: { eventNames?: readonly string[] | undefined }): Promise<ProfileFacts | null>;
 
   listQuarantine(options: { states: QuarantineState[]; limit: number }): Promise<QuarantineItem[]>;
   getQuarantine(id: number): Promise<QuarantineItem | null>;

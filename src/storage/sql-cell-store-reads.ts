@@ -18,6 +18,16 @@ import type { MessagePage, MessageUpdate, OutboxMessage, SendReport } from './ou
 import { SqlOutbox } from './sql-outbox.ts';
 import type { CatalogEntry, StoreCapabilities } from './cell-store.ts';
 import { readInt, readJson, readOptionalInt } from './sql.ts';
+import type { Segment } from '../targeting/segment-model.ts';
+import type { TargetingDialect } from '../targeting/segment-sql.ts';
+import type { ProfileFacts } from '../targeting/evaluate-profile.ts';
+import {
+  estimateSegment,
+  loadProfileFacts,
+  type MatchedProfile,
+  type SegmentEstimate,
+  type TargetingOptions,
+} from '../targeting/targeting-reads.ts';
 
 /** Column lists shared by every query that reads a whole row. */
 export const PROFILE_COLUMNS =
@@ -98,6 +108,7 @@ function quarantineFromRow(row: Row): QuarantineItem {
  */
 export abstract class SqlCellStoreReads {
   abstract readonly capabilities: StoreCapabilities;
+  protected abstract readonly targetingDialect: TargetingDialect;
   #outbox: SqlOutbox | undefined;
 
   constructor(protected readonly db: SqlDb) {}
@@ -110,6 +121,17 @@ export abstract class SqlCellStoreReads {
   async catalog(projectId: string): Promise<CatalogEntry[]> {
     const rows = await this.db.query<Row>('SELECT kind, name, type FROM catalog WHERE project_id = ? ORDER BY kind, name', [projectId]);
     return rows.map((r) => ({ projectId, kind: String(r.kind) as CatalogEntry['kind'], name: String(r.name), type: String(r.type) }));
+  }
+
+  /** The project's profiles in the segment, in id order, in batches; never the whole population in memory. */
+  abstract matchingProfiles(projectId: string, segment: Segment, options: TargetingOptions): AsyncIterable<MatchedProfile[]>;
+
+  estimateSegment(projectId: string, segment: Segment, options: TargetingOptions): Promise<SegmentEstimate> {
+    return estimateSegment(this.db, this.targetingDialect, projectId, segment, options);
+  }
+
+  profileFacts(projectId: string, customId: string, options: { eventNames?: readonly string[] | undefined } = {}): Promise<ProfileFacts | null> {
+    return loadProfileFacts(this.db, projectId, customId, options);
   }
 
   claimMessages(owner: string, nowMs: number, leaseMs: number, limit: number): Promise<OutboxMessage[]> {

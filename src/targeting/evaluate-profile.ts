@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { AttributeValue, ProfileNatives } from '../profiles/profile-model.ts';
+import { anniversariesToday, bucketOf, compareCodePoints, DAY_MS, parseInstant, utcMonthDay } from './instant.ts';
 import type {
   AttributeCondition,
   EventCondition,
@@ -29,10 +29,11 @@ export interface ProfileFacts {
 export interface EvaluationContext {
   nowMs: number;
   /** A saved segment's tree by id or name (validated, cycle-free). */
-  savedSegment?: (ref: string) => Segment | undefined;
+  resolveSegment?: ((ref: string) => Segment | undefined) | undefined;
+  /** An audience's id by name (`facts.audiences` holds ids); omitted: names are ids. */
+  resolveAudience?: ((name: string) => string | undefined) | undefined;
 }
 
-const DAY_MS = 86_400_000;
 
 /**
  * Is this profile in the segment at `nowMs`? The single-profile evaluator (issue 4, part 2b), for
@@ -48,9 +49,12 @@ export function evaluateSegment(segment: Segment, facts: ProfileFacts, ctx: Eval
   if ('native' in segment) return nativeMatches(segment, facts.natives);
   if ('occurrence' in segment) return occurrenceMatches(segment, facts, ctx.nowMs);
   if ('event' in segment) return eventMatches(segment, facts, ctx.nowMs);
-  if ('audience' in segment) return facts.audiences.has(segment.audience);
+  if ('audience' in segment) {
+    const id = ctx.resolveAudience ? ctx.resolveAudience(segment.audience) : segment.audience;
+    return id !== undefined && facts.audiences.has(id);
+  }
   if ('segment' in segment) {
-    const saved = ctx.savedSegment?.(segment.segment);
+    const saved = ctx.resolveSegment?.(segment.segment);
     return saved !== undefined && evaluateSegment(saved, facts, ctx);
   }
   if ('reachable' in segment) {
@@ -71,65 +75,36 @@ export function evaluateSegment(segment: Segment, facts: ProfileFacts, ctx: Eval
   return false;
 }
 
-/**
- * A profile's stable position in [0, 100) for holdouts: the first 32 bits of
- * SHA-256("<salt>:<project>:<custom_id>") scaled to a percentage. The bulk compiler computes the
- * same function in SQL.
- */
-export function bucketOf(projectId: string, customId: string, salt: string): number {
-  const digest = createHash('sha256').update(`${salt}:${projectId}:${customId}`).digest();
-  return (digest.readUInt32BE(0) / 2 ** 32) * 100;
-}
-
-function instant(v: unknown): number | undefined {
-  if (typeof v !== 'string') return undefined;
-  const t = Date.parse(v);
-  return Number.isFinite(t) ? t : undefined;
-}
-
-/** Month and day of `t` in `timeZone` (UTC when unknown). */
-function monthDay(t: number, timeZone: string | null): { month: number; day: number; year: number } {
-  let parts: Intl.DateTimeFormatPart[];
-  try {
-    parts = new Intl.DateTimeFormat('en-US', { timeZone: timeZone ?? 'UTC', year: 'numeric', month: 'numeric', day: 'numeric' }).formatToParts(t);
-  } catch {
-    parts = new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', year: 'numeric', month: 'numeric', day: 'numeric' }).formatToParts(t);
-  }
-  const get = (type: string): number => Number(parts.find((p) => p.type === type)?.value);
-  return { year: get('year'), month: get('month'), day: get('day') };
-}
-
-const isLeap = (y: number): boolean => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-
-function compareScalar(a: unknown, b: unknown): number | undefined {
-  if (typeof a === 'number' && typeof b === 'number') return a - b;
-  const ta = instant(a);
-  const tb = instant(b);
-  if (ta !== undefined && tb !== undefined && typeof a === 'string' && typeof b === 'string') return ta - tb;
-  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
-  return undefined;
-}
-
-/** Equality as the store compares: dates as instants, everything else by value and type. */
+/** Equality as the store compares: dates as instants, everything else by type and value. */
 function same(a: unknown, b: unknown): boolean {
-  if (typeof a === 'string' && typeof b === 'string') {
-    const ta = instant(a);
-    const tb = instant(b);
-    if (ta !== undefined && tb !== undefined && /^\d{4}-\d{2}-\d{2}/.test(a) && /^\d{4}-\d{2}-\d{2}/.test(b)) return ta === tb;
-  }
+  const ta = parseInstant(a);
+  const tb = parseInstant(b);
+  if (ta !== undefined && tb !== undefined) return ta === tb;
   return a === b;
 }
+
+/** Order: numbers with numbers; strings with strings (as instants when both are dates, else by code point). */
+function compareScalar(a: unknown, b: unknown): number | undefined {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a !== 'string' || typeof b !== 'string') return undefined;
+  const ta = parseInstant(a);
+  const tb = parseInstant(b);
+  if (ta !== undefined && tb !== undefined) return ta - tb;
+  return compareCodePoints(a, b);
+}
+
+const isScalar = (v: unknown): boolean => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
 
 export function attributeMatches(c: AttributeCondition, value: unknown, nowMs: number, timeZone: string | null): boolean {
   if (value === undefined || value === null) return false;
   if (c.op === 'exists') return true;
   switch (c.op) {
     case 'eq':
-      return !Array.isArray(value) && same(value, c.value);
+      return isScalar(c.value) && !Array.isArray(value) && same(value, c.value);
     case 'ne':
-      return !Array.isArray(value) && !same(value, c.value);
+      return isScalar(c.value) && !Array.isArray(value) && !same(value, c.value);
     case 'in':
-      return !Array.isArray(value) && (c.value as unknown[]).some((v) => same(value, v));
+      return !Array.isArray(value) && (c.value as unknown[]).some((v) => isScalar(v) && same(value, v));
     case 'gt':
     case 'gte':
     case 'lt':
@@ -149,24 +124,21 @@ export function attributeMatches(c: AttributeCondition, value: unknown, nowMs: n
     case 'starts_with':
       return typeof value === 'string' && value.startsWith(String(c.value));
     case 'contains_any':
-      return Array.isArray(value) && (c.value as unknown[]).some((v) => value.includes(v));
+      return Array.isArray(value) && (c.value as unknown[]).some((v) => isScalar(v) && (value as unknown[]).includes(v));
     case 'contains_all':
-      return Array.isArray(value) && (c.value as unknown[]).every((v) => value.includes(v as string));
+      return Array.isArray(value) && (c.value as unknown[]).every((v) => isScalar(v) && (value as unknown[]).includes(v));
     case 'within_last_days': {
-      const t = instant(value);
+      const t = parseInstant(value);
       return t !== undefined && t <= nowMs && t >= nowMs - (c.value as number) * DAY_MS;
     }
     case 'more_than_days_ago': {
-      const t = instant(value);
+      const t = parseInstant(value);
       return t !== undefined && t < nowMs - (c.value as number) * DAY_MS;
     }
     case 'anniversary_today': {
-      const t = instant(value);
-      if (t === undefined || t > nowMs) return false;
-      const then = monthDay(t, 'UTC'); // the date as given (a birthday has no time zone)
-      const today = monthDay(nowMs, timeZone);
-      if (then.month === 2 && then.day === 29 && !isLeap(today.year)) return today.month === 2 && today.day === 28;
-      return then.month === today.month && then.day === today.day;
+      // The date as given (a birthday has no time zone) against today in the profile's zone.
+      const t = parseInstant(value);
+      return t !== undefined && t <= nowMs && anniversariesToday(nowMs, timeZone).includes(utcMonthDay(t));
     }
   }
   return false;
@@ -196,7 +168,7 @@ function nativeMatches(c: NativeCondition, natives: ProfileNatives): boolean {
 function inWindow(t: number, window: Window | undefined, nowMs: number): boolean {
   if (!window) return true;
   if ('last_days' in window) return t <= nowMs && t >= nowMs - window.last_days * DAY_MS;
-  return t >= Date.parse(window.from) && t < Date.parse(window.to);
+  return t >= (parseInstant(window.from) ?? 0) && t < (parseInstant(window.to) ?? 0);
 }
 
 function matchingEvents(name: string, where: readonly AttributeCondition[] | undefined, facts: ProfileFacts, nowMs: number) {
@@ -214,8 +186,8 @@ function eventMatches(c: EventCondition, facts: ProfileFacts, nowMs: number): bo
 function occurrenceMatches(c: OccurrenceCondition, facts: ProfileFacts, nowMs: number): boolean {
   const times = matchingEvents(c.event, c.where, facts, nowMs).map((e) => e.time);
   if (times.length === 0) return false;
-  const t = c.occurrence === 'first' ? Math.min(...times) : Math.max(...times);
-  const at = typeof c.value === 'string' ? Date.parse(c.value) : nowMs - c.value.days_ago * DAY_MS;
+  const t = c.occurrence === 'first' ? times.reduce((a, b) => Math.min(a, b)) : times.reduce((a, b) => Math.max(a, b));
+  const at = typeof c.value === 'string' ? (parseInstant(c.value) ?? 0) : nowMs - c.value.days_ago * DAY_MS;
   return c.op === 'before' ? t < at : t > at;
 }
 
@@ -230,3 +202,5 @@ function messageMatches(c: MessageCondition, facts: ProfileFacts, nowMs: number)
       inWindow(m.at, c.window, nowMs),
   );
 }
+
+export { bucketOf };

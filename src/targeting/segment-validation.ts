@@ -1,5 +1,6 @@
 import type { AttributeType } from '../profiles/profile-model.ts';
 import { pointer, type Problem } from '../profiles/attribute-validation.ts';
+import { parseInstant } from './instant.ts';
 import {
   ATTRIBUTE_OPS,
   MAX_DEPTH,
@@ -40,7 +41,7 @@ const NODE_KEYS = ['and', 'or', 'not', 'attribute', 'native', 'occurrence', 'eve
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isInstant = (v: unknown): v is string => typeof v === 'string' && ISO_INSTANT.test(v) && Number.isFinite(Date.parse(v));
+const isInstant = (v: unknown): v is string => typeof v === 'string' && ISO_INSTANT.test(v) && parseInstant(v) !== undefined;
 const isScalar = (v: unknown): boolean => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
 
 /**
@@ -76,7 +77,7 @@ export function checkSegment(input: unknown, ctx: SegmentContext, basePath = '')
     allowOnly(value, path, ['from', 'to']);
     if (!isInstant(value.from)) problem(pointer(path, 'from'), 'INVALID_VALUE', 'must be an ISO 8601 date or instant');
     if (!isInstant(value.to)) problem(pointer(path, 'to'), 'INVALID_VALUE', 'must be an ISO 8601 date or instant');
-    if (isInstant(value.from) && isInstant(value.to) && Date.parse(value.from) >= Date.parse(value.to)) {
+    if (isInstant(value.from) && isInstant(value.to) && parseInstant(value.from)! >= parseInstant(value.to)!) {
       problem(path, 'ZERO_WINDOW', '"from" must be before "to"');
     }
   };
@@ -106,7 +107,7 @@ export function checkSegment(input: unknown, ctx: SegmentContext, basePath = '')
     if (op === 'between') {
       if (!Array.isArray(value) || value.length !== 2) return problem(valuePath, 'INVALID_VALUE', 'must be [low, high]');
       const [low, high] = value as unknown[];
-      const ordered = type === 'date' || (type === undefined && isInstant(low)) ? isInstant(low) && isInstant(high) && Date.parse(low) <= Date.parse(high) : typeof low === 'number' && typeof high === 'number' && low <= high;
+      const ordered = type === 'date' || (type === undefined && isInstant(low)) ? isInstant(low) && isInstant(high) && parseInstant(low)! <= parseInstant(high)! : typeof low === 'number' && typeof high === 'number' && low <= high;
       if (!ordered) problem(valuePath, 'INVALID_VALUE', 'must be [low, high] with low ≤ high, both numbers or both ISO dates');
       return;
     }

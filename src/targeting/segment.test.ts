@@ -207,6 +207,6 @@ describe('segment validation', () => {
     has(problems({ or: [{ segment: 'seg_a' }] }, withSaved()), '/or/0/segment', 'SEGMENT_CYCLE');
     has(problems({ segment: 'seg_c' }, withSaved('seg_c')), '/segment', 'SEGMENT_CYCLE');
     const follow = (ref: string): Segment | undefined => saved.get(ref);
-    assert.equal(evaluateSegment({ segment: 'seg_c' }, facts(), { nowMs: NOW, savedSegment: follow }), true);
+    assert.equal(evaluateSegment({ segment: 'seg_c' }, facts(), { nowMs: NOW, resolveSegment: follow }), true);
   });
 });

@@ -25,6 +25,25 @@ const SegmentBody = Type.Object(
   { name: Type.String({ minLength: 1, maxLength: 100 }), segment: Type.Unknown() },
   { additionalProperties: false, description: 'A name unique in the project and the segment tree.' },
 );
+const EstimateBody = Type.Object(
+  {
+    segment: Type.Optional(Type.Unknown({ description: 'An inline segment tree.' })),
+    segment_id: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'A saved segment’s id or name.' })),
+  },
+  { additionalProperties: false },
+);
+const Count = Type.Integer({ minimum: 0 });
+const EstimateView = Type.Object({
+  total: Count,
+  reachable: Type.Object({
+    push: Type.Object({ any: Count, ios: Count, android: Count, web: Count }),
+    email: Count,
+    sms: Count,
+  }),
+  evaluated_at: Type.String({ description: 'The instant relative windows were measured from.' }),
+  took_ms: Type.Integer(),
+  warnings: Type.Optional(Type.Array(Warning)),
+});
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
 const NAME = /^[\p{L}\p{N}][\p{L}\p{N} _.\-:]{0,99}$/u;
 
@@ -60,18 +79,8 @@ export function registerSavedSegmentRoutes(app: FastifyInstance, deps: ApiDeps):
     return s;
   };
 
-  /** Checks a body against the project's catalog and saved segments; throws 400 with every problem. */
-  const checked = async (project: ProjectRecord, body: unknown, selfId?: string): Promise<{ name: string; segment: Segment; warnings: Problem[] }> => {
-    const problems: Problem[] = [];
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new HeraldError('VALIDATION_FAILED', { details: [{ path: '', code: 'INVALID_TYPE', message: 'the body must be {"name": …, "segment": …}' }] });
-    }
-    const b = body as Record<string, unknown>;
-    for (const key of Object.keys(b)) if (key !== 'name' && key !== 'segment') problems.push({ path: `/${key}`, code: 'UNKNOWN_FIELD', message: 'is not a field of a segment (name, segment)' });
-    if (typeof b.name !== 'string' || !NAME.test(b.name)) {
-      problems.push({ path: '/name', code: 'INVALID_VALUE', message: 'must be 1–100 letters, digits, spaces or _ . - :, starting with a letter or digit' });
-    }
-    if (!('segment' in b)) problems.push({ path: '/segment', code: 'REQUIRED', message: 'is required' });
+  /** What a tree is checked against: the project's catalog and saved segments. */
+  const contextOf = async (project: ProjectRecord, selfId?: string): Promise<{ ctx: SegmentContext; resolve: (ref: string) => Segment | undefined }> => {
     const catalog = await deps.cells.get(project.cellId).read((store) => store.catalog(project.id));
     const saved = await deps.control.config.listSegments(project.id);
     const byRef = new Map<string, SegmentRecord>();
@@ -88,11 +97,70 @@ export function registerSavedSegmentRoutes(app: FastifyInstance, deps: ApiDeps):
       },
       ...(selfId ? { selfId } : {}),
     };
+    return { ctx, resolve: (ref) => byRef.get(ref)?.definition as Segment | undefined };
+  };
+
+  /** Checks a body against the project's catalog and saved segments; throws 400 with every problem. */
+  const checked = async (project: ProjectRecord, body: unknown, selfId?: string): Promise<{ name: string; segment: Segment; warnings: Problem[] }> => {
+    const problems: Problem[] = [];
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new HeraldError('VALIDATION_FAILED', { details: [{ path: '', code: 'INVALID_TYPE', message: 'the body must be {"name": …, "segment": …}' }] });
+    }
+    const b = body as Record<string, unknown>;
+    for (const key of Object.keys(b)) if (key !== 'name' && key !== 'segment') problems.push({ path: `/${key}`, code: 'UNKNOWN_FIELD', message: 'is not a field of a segment (name, segment)' });
+    if (typeof b.name !== 'string' || !NAME.test(b.name)) {
+      problems.push({ path: '/name', code: 'INVALID_VALUE', message: 'must be 1–100 letters, digits, spaces or _ . - :, starting with a letter or digit' });
+    }
+    if (!('segment' in b)) problems.push({ path: '/segment', code: 'REQUIRED', message: 'is required' });
+    const { ctx } = await contextOf(project, selfId);
     const result = 'segment' in b ? checkSegment(b.segment, ctx, '/segment') : undefined;
     if (result && !result.ok) problems.push(...result.problems);
     if (problems.length > 0 || !result?.ok) throw new HeraldError('VALIDATION_FAILED', { details: problems });
     return { name: b.name as string, segment: result.segment, warnings: result.warnings };
   };
+
+  app.post(
+    '/v1/segments/estimate',
+    {
+      preHandler: secret,
+      schema: {
+        tags: ['segments'],
+        summary: 'Estimate a segment: how many profiles, and how many each channel reaches',
+        description:
+          'Give an inline tree (`segment`) or a saved segment (`segment_id`, its id or name). Evaluated now over the project’s data; reachability counts profiles with a push-enabled installation (per platform), a subscribed, unsuppressed email address, or a consented, unsuppressed phone number.',
+        security,
+        body: EstimateBody,
+        response: { 200: EstimateView, ...errors },
+      },
+    },
+    async (request) => {
+      const { project } = principalOf(request);
+      const body = request.body as { segment?: unknown; segment_id?: string };
+      if ((body.segment === undefined) === (body.segment_id === undefined)) {
+        throw new HeraldError('VALIDATION_FAILED', { details: [{ path: '', code: 'REQUIRED', message: 'give exactly one of "segment" (a tree) or "segment_id" (a saved segment’s id or name)' }] });
+      }
+      const { ctx, resolve } = await contextOf(project);
+      let segment: Segment;
+      let warnings: Problem[] = [];
+      if (body.segment_id !== undefined) segment = (await find(project.id, body.segment_id)).definition as Segment;
+      else {
+        const result = checkSegment(body.segment, ctx, '/segment');
+        if (!result.ok) throw new HeraldError('VALIDATION_FAILED', { details: result.problems });
+        segment = result.segment;
+        warnings = result.warnings;
+      }
+      const now = deps.clock.now();
+      const started = performance.now();
+      const estimate = await deps.cells.get(project.cellId).read((store) => store.estimateSegment(project.id, segment, { nowMs: now, resolveSegment: resolve }));
+      return {
+        total: estimate.total,
+        reachable: estimate.reachable,
+        evaluated_at: new Date(now).toISOString(),
+        took_ms: Math.round(performance.now() - started),
+        ...(warnings.length ? { warnings } : {}),
+      };
+    },
+  );
 
   app.post(
     '/v1/segments',

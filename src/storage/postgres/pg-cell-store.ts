@@ -8,7 +8,13 @@ import { INSTALLATION_COLUMNS, PROFILE_COLUMNS, SqlCellStoreReads, installationF
 import { PG_STORE_MIGRATIONS } from './pg-store-migrations.ts';
 import { INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
 import { PG_MIGRATION_LOCK } from './pg-ingest-log.ts';
-import { isPgUnavailable, openPgDb, type PgDb, type PgTx } from './pg-db.ts';
+import { isPgUnavailable, numberPlaceholders, openPgDb, type PgDb, type PgTx } from './pg-db.ts';
+import type { Segment } from '../../targeting/segment-model.ts';
+import { POSTGRES_DIALECT } from '../../targeting/segment-sql.ts';
+import { estimateSegment, matchedFromRow, matchingQuery, type MatchedProfile, type SegmentEstimate, type TargetingOptions } from '../../targeting/targeting-reads.ts';
+
+/** Hash tables for the segment subqueries: large enough that PostgreSQL hashes them instead of re-running them. */
+const TARGETING_WORK_MEM = "SET LOCAL work_mem = '256MB'";
 
 type Row = Record<string, unknown>;
 
@@ -18,6 +24,7 @@ type Row = Record<string, unknown>;
  */
 export class PgCellStore extends SqlCellStoreReads implements CellStore {
   readonly capabilities = Object.freeze({ skipLocked: true, concurrentWriters: true, blocking: false });
+  protected readonly targetingDialect = POSTGRES_DIALECT;
   readonly #pg: PgDb;
 
   private constructor(db: PgDb) {
@@ -42,6 +49,41 @@ export class PgCellStore extends SqlCellStoreReads implements CellStore {
 
   isUnavailableError(error: unknown): boolean {
     return isPgUnavailable(error);
+  }
+
+  /** A server-side cursor in a read-only transaction: one snapshot, fetched a batch at a time. */
+  async *matchingProfiles(projectId: string, segment: Segment, options: TargetingOptions): AsyncIterable<MatchedProfile[]> {
+    const q = await matchingQuery(this.#pg, POSTGRES_DIALECT, projectId, segment, options);
+    const client = await this.#pg.pool.connect();
+    let broken = false;
+    let committed = false;
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await client.query(TARGETING_WORK_MEM);
+      await client.query(`DECLARE matching NO SCROLL CURSOR FOR ${numberPlaceholders(q.text)}`, q.params as unknown[]);
+      const size = options.batchSize ?? 5000;
+      for (;;) {
+        const { rows } = await client.query<Record<string, unknown>>(`FETCH ${size} FROM matching`);
+        if (rows.length === 0) break;
+        yield rows.map(matchedFromRow);
+        if (rows.length < size) break;
+      }
+      await client.query('COMMIT');
+      committed = true;
+    } catch (error) {
+      broken = true;
+      throw error;
+    } finally {
+      if (!broken && !committed) await client.query('ROLLBACK').catch(() => undefined);
+      client.release(broken);
+    }
+  }
+
+  override estimateSegment(projectId: string, segment: Segment, options: TargetingOptions): Promise<SegmentEstimate> {
+    return this.#pg.transaction(async (tx) => {
+      await tx.query(TARGETING_WORK_MEM);
+      return estimateSegment(tx, POSTGRES_DIALECT, projectId, segment, options);
+    });
   }
 
   applyBatch(

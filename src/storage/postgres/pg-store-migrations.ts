@@ -156,12 +156,40 @@ export const PG_STORE_MIGRATIONS: readonly Migration[] = [
         kind TEXT NOT NULL,
         member TEXT NOT NULL,
         PRIMARY KEY (audience_id, version, kind, member));
+      CREATE INDEX audience_members_member ON audience_members (kind, member);
       -- Message history for retargeting: where a message came from and what the recipient did.
       ALTER TABLE messages ADD COLUMN template_id TEXT;
       ALTER TABLE messages ADD COLUMN campaign_id TEXT;
       ALTER TABLE messages ADD COLUMN automation_id TEXT;
       ALTER TABLE messages ADD COLUMN opened_at BIGINT;
       ALTER TABLE messages ADD COLUMN clicked_at BIGINT;
+      -- A date attribute as epoch ms, exactly as src/targeting/instant.ts parseInstant reads it
+      -- (NULL when the text is not a real calendar date or instant).
+      CREATE FUNCTION herald_instant(v text) RETURNS bigint LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+      DECLARE
+        m text[];
+        y int; mo int; d int; h int := 0; mi int := 0; s int := 0; ms int := 0; off int := 0; dim int;
+      BEGIN
+        IF length(v) > 40 THEN RETURN NULL; END IF;
+        m := regexp_match(v, '^(\\d{4})-(\\d{2})-(\\d{2})(?:T(\\d{2}):(\\d{2})(?::(\\d{2})(?:\\.(\\d{1,9}))?)?(?:Z|([+-])(\\d{2}):?(\\d{2})))?$');
+        IF m IS NULL THEN RETURN NULL; END IF;
+        y := m[1]::int; mo := m[2]::int; d := m[3]::int;
+        IF y < 1 OR mo < 1 OR mo > 12 OR d < 1 THEN RETURN NULL; END IF;
+        dim := CASE WHEN mo = 2 THEN (CASE WHEN (y % 4 = 0 AND y % 100 <> 0) OR y % 400 = 0 THEN 29 ELSE 28 END)
+                    WHEN mo IN (4, 6, 9, 11) THEN 30 ELSE 31 END;
+        IF d > dim THEN RETURN NULL; END IF;
+        IF m[4] IS NOT NULL THEN h := m[4]::int; mi := m[5]::int; END IF;
+        IF m[6] IS NOT NULL THEN s := m[6]::int; END IF;
+        IF m[7] IS NOT NULL THEN ms := rpad(left(m[7], 3), 3, '0')::int; END IF;
+        IF h > 23 OR mi > 59 OR s > 59 THEN RETURN NULL; END IF;
+        IF m[8] IS NOT NULL THEN
+          IF m[9]::int > 23 OR m[10]::int > 59 THEN RETURN NULL; END IF;
+          off := (m[9]::int * 60 + m[10]::int) * (CASE WHEN m[8] = '-' THEN -1 ELSE 1 END);
+        END IF;
+        RETURN (make_date(y, mo, d) - DATE '1970-01-01')::bigint * 86400000
+          + ((h * 60 + mi) * 60 + s)::bigint * 1000 + ms - off::bigint * 60000;
+      END
+      $fn$;
     `,
   },
 ];

@@ -18,7 +18,10 @@ import { installationKeyString, profileKeyString } from '../../profiles/profile-
 import { INSTALLATION_COLUMNS, PROFILE_COLUMNS, SqlCellStoreReads, installationFromRow, profileFromRow } from '../sql-cell-store-reads.ts';
 import { SQLITE_STORE_MIGRATIONS } from './sqlite-store-migrations.ts';
 import { INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
-import { isSqliteUnavailable, openSqliteDb, type SqliteDb } from './sqlite-db.ts';
+import { isSqliteUnavailable, openSqlite, openSqliteDb, type SqliteDb } from './sqlite-db.ts';
+import type { Segment } from '../../targeting/segment-model.ts';
+import { SQLITE_DIALECT } from '../../targeting/segment-sql.ts';
+import { matchedFromRow, matchingQuery, type MatchedProfile, type TargetingOptions } from '../../targeting/targeting-reads.ts';
 
 type Row = Record<string, unknown>;
 
@@ -29,6 +32,7 @@ type Row = Record<string, unknown>;
  */
 export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
   readonly capabilities = Object.freeze({ skipLocked: false, concurrentWriters: false, blocking: true });
+  protected readonly targetingDialect = SQLITE_DIALECT;
   readonly #sqlite: SqliteDb;
   #statements: ReturnType<typeof prepare> | undefined;
 
@@ -54,6 +58,33 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
 
   isUnavailableError(error: unknown): boolean {
     return isSqliteUnavailable(error);
+  }
+
+  /**
+   * Streams from a read-only connection of its own (WAL: one consistent snapshot, writers never
+   * wait); each batch is read synchronously, and the event loop runs between batches.
+   */
+  async *matchingProfiles(projectId: string, segment: Segment, options: TargetingOptions): AsyncIterable<MatchedProfile[]> {
+    const q = await matchingQuery(this.#sqlite, SQLITE_DIALECT, projectId, segment, options);
+    const reader = openSqlite(this.#sqlite.raw.name, { readonly: true, cacheSizeKb: 16 * 1024 });
+    let rows: IterableIterator<Row> | undefined;
+    try {
+      rows = reader.prepare(q.text).raw(false).iterate(...q.params.map((p) => (p === undefined ? null : typeof p === 'boolean' ? Number(p) : p))) as IterableIterator<Row>;
+      const size = options.batchSize ?? 5000;
+      let batch: MatchedProfile[] = [];
+      for (const row of rows) {
+        batch.push(matchedFromRow(row));
+        if (batch.length >= size) {
+          yield batch;
+          batch = [];
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+      if (batch.length > 0) yield batch;
+    } finally {
+      rows?.return?.();
+      reader.close();
+    }
   }
 
   #prepared(): ReturnType<typeof prepare> {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { SqlDb, SqlExecutor, SqlValue } from '../sql.ts';
+import { registerTargetingFunctions } from '../../targeting/instant.ts';
 
 export type SqliteDatabase = Database.Database;
 
@@ -29,6 +30,7 @@ export function openSqlite(file: string, options: SqliteOpenOptions = {}): Sqlit
   db.pragma('synchronous = FULL');
   db.pragma(`cache_size = -${options.cacheSizeKb ?? 8192}`);
   db.pragma('temp_store = MEMORY');
+  registerTargetingFunctions(db);
   return db;
 }
 

@@ -158,6 +158,7 @@ export const SQLITE_STORE_MIGRATIONS: readonly Migration[] = [
         kind TEXT NOT NULL,
         member TEXT NOT NULL,
         PRIMARY KEY (audience_id, version, kind, member)) WITHOUT ROWID;
+      CREATE INDEX audience_members_member ON audience_members (kind, member);
       -- Message history for retargeting: where a message came from and what the recipient did.
       ALTER TABLE messages ADD COLUMN template_id TEXT;
       ALTER TABLE messages ADD COLUMN campaign_id TEXT;
