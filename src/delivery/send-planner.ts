@@ -104,6 +104,7 @@ export async function materializeSend(
       errorCode: settled?.code ?? null,
       expiresAt,
       createdAt: record.received_at,
+      templateId: record.template_id ?? null,
     });
   }
   const counts = Object.fromEntries(Object.entries(record.recipients).map(([k, v]) => [k, v.length]));

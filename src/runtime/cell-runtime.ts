@@ -11,6 +11,8 @@ import { backendFor, openLog, openStore } from '../storage/backends.ts';
 import { ReopeningLog } from './reopening-log.ts';
 import type { ApplierStatus } from './applier-loop.ts';
 import { startThread } from './threads.ts';
+import { SqliteCellStore } from '../storage/sqlite/sqlite-cell-store.ts';
+import { ThreadedSqliteReader } from './sqlite-query-runner.ts';
 import type { DeliveryStatus } from './delivery-thread.ts';
 import { ThreadedLogAppender } from './threaded-log-appender.ts';
 
@@ -257,7 +259,11 @@ export class CellRuntime {
     if (this.#applierStatus.state === 'store_unavailable') {
       throw new HeraldError('STORE_UNAVAILABLE', { retryAfterSeconds: RETRY_AFTER_SECONDS });
     }
-    this.#readStore ??= openStore(this.cell.storeUrl, { dataDir: this.#deps.config.dataDir, create: true });
+    this.#readStore ??= openStore(this.cell.storeUrl, { dataDir: this.#deps.config.dataDir, create: true }).then((store) => {
+      // Long targeting reads on SQLite (which blocks the calling thread) run on a thread of their own.
+      if (store instanceof SqliteCellStore) store.useQueryRunner(new ThreadedSqliteReader(store.file));
+      return store;
+    });
     try {
       return await this.#readStore;
     } catch (error) {

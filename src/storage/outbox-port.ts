@@ -43,6 +43,8 @@ export interface NewMessage {
   errorCode: string | null;
   expiresAt: number | null;
   createdAt: number;
+  /** The saved template it was rendered from, for retargeting ("opened the welcome email"). */
+  templateId?: string | null;
 }
 
 export interface OutboxMessage extends Omit<NewMessage, 'state'> {

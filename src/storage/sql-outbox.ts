@@ -52,13 +52,13 @@ export function messageFromRow(r: Row): OutboxMessage {
 
 export const INSERT_MESSAGE_SQL = `INSERT INTO messages (id, project_id, send_id, idempotency_key, channel, category, lane, custom_id,
   install_id, platform, recipient, web_push, content, state, reason, error_code, attempts, next_attempt_at, expires_at,
-  created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT DO NOTHING`;
+  created_at, updated_at, template_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`;
 
 export function messageParams(m: NewMessage): (string | number | null)[] {
   return [
     m.id, m.projectId, m.sendId, m.idempotencyKey, m.channel, m.category, m.lane, m.customId, m.installId, m.platform,
     m.recipient, m.webPush ? JSON.stringify(m.webPush) : null, JSON.stringify(m.content), m.state, m.reason, m.errorCode,
-    m.createdAt, m.expiresAt, m.createdAt, m.createdAt,
+    m.createdAt, m.expiresAt, m.createdAt, m.createdAt, m.templateId ?? null,
   ];
 }
 

@@ -58,6 +58,10 @@ export async function estimateSegment(
 ): Promise<SegmentEstimate> {
   const q = estimateQuery(segment, dialect, await compileContext(db, projectId, segment, options));
   const [row] = await db.query<Row>(q.text, q.params);
+  return estimateFromRow(row);
+}
+
+export function estimateFromRow(row: Row | undefined): SegmentEstimate {
   const n = (k: string): number => readInt(row?.[k] ?? 0);
   return {
     total: n('total'),

@@ -263,17 +263,17 @@ async function writeMessages(tx: PgTx, effects: BatchEffects): Promise<void> {
     const inserted = await tx.queryNative<{ id: string }>(
       `INSERT INTO messages (id, project_id, send_id, idempotency_key, channel, category, lane, custom_id, install_id,
          platform, recipient, web_push, content, state, reason, error_code, attempts, next_attempt_at, expires_at,
-         created_at, updated_at)
+         created_at, updated_at, template_id)
        SELECT u.id, u.project_id, u.send_id, u.idempotency_key, u.channel, u.category, u.lane, u.custom_id, u.install_id,
          u.platform, u.recipient, u.web_push::jsonb, u.content::jsonb, u.state, u.reason, u.error_code, 0, u.next_attempt_at,
-         u.expires_at, u.created_at, u.updated_at
+         u.expires_at, u.created_at, u.updated_at, u.template_id
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::text[],
          $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[], $18::bigint[],
-         $19::bigint[], $20::bigint[])
+         $19::bigint[], $20::bigint[], $21::text[])
          AS u(id, project_id, send_id, idempotency_key, channel, category, lane, custom_id, install_id, platform, recipient,
-           web_push, content, state, reason, error_code, next_attempt_at, expires_at, created_at, updated_at)
+           web_push, content, state, reason, error_code, next_attempt_at, expires_at, created_at, updated_at, template_id)
        ON CONFLICT DO NOTHING RETURNING id`,
-      Array.from({ length: 20 }, (_, n) => column(n)),
+      Array.from({ length: 21 }, (_, n) => column(n)),
     );
     const fresh = new Set(inserted.map((r) => r.id));
     const events = chunk.filter((m) => fresh.has(m.id));

@@ -20,8 +20,18 @@ import { SQLITE_STORE_MIGRATIONS } from './sqlite-store-migrations.ts';
 import { INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
 import { isSqliteUnavailable, openSqlite, openSqliteDb, type SqliteDb } from './sqlite-db.ts';
 import type { Segment } from '../../targeting/segment-model.ts';
-import { SQLITE_DIALECT } from '../../targeting/segment-sql.ts';
-import { matchedFromRow, matchingQuery, type MatchedProfile, type TargetingOptions } from '../../targeting/targeting-reads.ts';
+import { estimateQuery, SQLITE_DIALECT as DIALECT } from '../../targeting/segment-sql.ts';
+import type { SqlValue } from '../sql.ts';
+import {
+  compileContext,
+  estimateFromRow,
+  matchedFromRow,
+  matchingQuery,
+  type MatchedProfile,
+  type SegmentEstimate,
+  type TargetingOptions,
+} from '../../targeting/targeting-reads.ts';
+import { readBatch, sqliteParams, type ReadQueryRunner } from '../query-runner.ts';
 
 type Row = Record<string, unknown>;
 
@@ -32,13 +42,15 @@ type Row = Record<string, unknown>;
  */
 export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
   readonly capabilities = Object.freeze({ skipLocked: false, concurrentWriters: false, blocking: true });
-  protected readonly targetingDialect = SQLITE_DIALECT;
+  protected readonly targetingDialect = DIALECT;
   readonly #sqlite: SqliteDb;
+  #runner: ReadQueryRunner;
   #statements: ReturnType<typeof prepare> | undefined;
 
   private constructor(db: SqliteDb) {
     super(db);
     this.#sqlite = db;
+    this.#runner = new InProcessSqliteReader(db.raw.name);
   }
 
   static async open(file: string, options: { create?: boolean } = {}): Promise<SqliteCellStore> {
@@ -60,31 +72,30 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
     return isSqliteUnavailable(error);
   }
 
-  /**
-   * Streams from a read-only connection of its own (WAL: one consistent snapshot, writers never
-   * wait); each batch is read synchronously, and the event loop runs between batches.
-   */
+  /** Where long targeting reads run: in-process until the runtime gives the store a thread for them. */
+  useQueryRunner(runner: ReadQueryRunner): void {
+    const previous = this.#runner;
+    this.#runner = runner;
+    void previous.close().catch(() => undefined);
+  }
+
+  get file(): string {
+    return this.#sqlite.raw.name;
+  }
+
+  override async close(): Promise<void> {
+    await this.#runner.close().catch(() => undefined);
+    await super.close();
+  }
+
   async *matchingProfiles(projectId: string, segment: Segment, options: TargetingOptions): AsyncIterable<MatchedProfile[]> {
-    const q = await matchingQuery(this.#sqlite, SQLITE_DIALECT, projectId, segment, options);
-    const reader = openSqlite(this.#sqlite.raw.name, { readonly: true, cacheSizeKb: 16 * 1024 });
-    let rows: IterableIterator<Row> | undefined;
-    try {
-      rows = reader.prepare(q.text).raw(false).iterate(...q.params.map((p) => (p === undefined ? null : typeof p === 'boolean' ? Number(p) : p))) as IterableIterator<Row>;
-      const size = options.batchSize ?? 5000;
-      let batch: MatchedProfile[] = [];
-      for (const row of rows) {
-        batch.push(matchedFromRow(row));
-        if (batch.length >= size) {
-          yield batch;
-          batch = [];
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-      }
-      if (batch.length > 0) yield batch;
-    } finally {
-      rows?.return?.();
-      reader.close();
-    }
+    const q = await matchingQuery(this.#sqlite, DIALECT, projectId, segment, options);
+    for await (const rows of this.#runner.batches(q.text, q.params, options.batchSize ?? 5000)) yield rows.map(matchedFromRow);
+  }
+
+  override async estimateSegment(projectId: string, segment: Segment, options: TargetingOptions): Promise<SegmentEstimate> {
+    const q = estimateQuery(segment, DIALECT, await compileContext(this.#sqlite, projectId, segment, options));
+    return estimateFromRow((await this.#runner.all(q.text, q.params))[0]);
   }
 
   #prepared(): ReturnType<typeof prepare> {
@@ -305,4 +316,42 @@ function writeEffects(s: Statements, logId: string, effects: BatchEffects): Appl
     profilesDeleted: effects.deletedProfileIds.length,
     quarantined: effects.quarantined.length,
   };
+}
+
+/**
+ * Long reads on a read-only connection per query (WAL: one snapshot, writers never wait); the
+ * event loop runs between batches. Used where blocking the calling thread is acceptable (tools,
+ * tests, the bench); the server gives stores a threaded runner instead.
+ */
+export class InProcessSqliteReader implements ReadQueryRunner {
+  constructor(private readonly file: string) {}
+
+  all(text: string, params: readonly SqlValue[]): Promise<Row[]> {
+    const reader = openSqlite(this.file, { readonly: true, cacheSizeKb: 16 * 1024 });
+    try {
+      return Promise.resolve(reader.prepare(text).all(...sqliteParams(params)) as Row[]);
+    } finally {
+      reader.close();
+    }
+  }
+
+  async *batches(text: string, params: readonly SqlValue[], size: number): AsyncIterable<Row[]> {
+    const reader = openSqlite(this.file, { readonly: true, cacheSizeKb: 16 * 1024 });
+    const rows = reader.prepare(text).iterate(...sqliteParams(params)) as IterableIterator<Row>;
+    try {
+      for (;;) {
+        const batch = readBatch(rows, size);
+        if (batch.length > 0) yield batch;
+        if (batch.length < size) return;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      rows.return?.();
+      reader.close();
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }
