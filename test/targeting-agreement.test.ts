@@ -202,7 +202,7 @@ const SAVED: Segment = { or: [{ native: 'language', op: 'eq', value: 'fr' }, { e
 // ── writing the generated data through the real write paths ───────────────────────────────
 interface Backend {
   store: CellStore;
-  /** Test fixtures the API cannot write yet (opens, clicks, suppressions, audience members). */
+  /** Fixtures with no write path of their own here: delivery outcomes, suppressions, audience members. */
   exec(sql: string, params: unknown[]): Promise<void>;
   query(sql: string, params: unknown[]): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
@@ -262,7 +262,11 @@ async function load(b: Backend, projectId: string, profiles: GenProfile[], nowMs
         errorCode: null,
         expiresAt: null,
         createdAt: nowMs - m.agoMs,
+        templateId: m.template,
       });
+      const messageId = `msg_${projectId}_${p.customId}_${i}`;
+      if (m.opened) effects.engagements.push({ projectId, messageId, type: 'opened', atMs: nowMs - m.agoMs + 2000 });
+      if (m.clicked) effects.engagements.push({ projectId, messageId, type: 'clicked', atMs: nowMs - m.agoMs + 3000 });
     });
   }
   await b.store.applyBatch('log-prop', seq, seq + 1, () => Promise.resolve(effects));
@@ -272,12 +276,6 @@ async function load(b: Backend, projectId: string, profiles: GenProfile[], nowMs
       const id = `msg_${projectId}_${p.customId}_${i}`;
       if (m.state === 'sent') await b.exec("UPDATE messages SET state = 'sent', sent_at = ? WHERE id = ?", [nowMs - m.agoMs + 1000, id]);
       if (m.state === 'failed') await b.exec("UPDATE messages SET state = 'failed' WHERE id = ?", [id]);
-      await b.exec('UPDATE messages SET template_id = ?, opened_at = ?, clicked_at = ? WHERE id = ?', [
-        m.template,
-        m.opened ? nowMs - m.agoMs + 2000 : null,
-        m.clicked ? nowMs - m.agoMs + 3000 : null,
-        id,
-      ]);
     }
     if (p.suppressEmail && p.natives.email) await b.exec("INSERT INTO suppressions (project_id, channel, address, reason, created_at) VALUES (?, 'email', ?, 'bounce', ?) ON CONFLICT DO NOTHING", [projectId, p.natives.email, nowMs]);
     if (p.suppressPhone && p.natives.phone) await b.exec("INSERT INTO suppressions (project_id, channel, address, reason, created_at) VALUES (?, 'sms', ?, 'STOP', ?) ON CONFLICT DO NOTHING", [projectId, p.natives.phone, nowMs]);

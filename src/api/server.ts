@@ -10,6 +10,7 @@ import { registerProfileRoutes } from './routes/profile-routes.ts';
 import { registerSegmentRoutes } from './routes/segment-routes.ts';
 import { registerSendRoutes } from './routes/send-routes.ts';
 import { registerTemplateRoutes } from './routes/template-routes.ts';
+import { registerEngagementRoutes } from './routes/engagement-routes.ts';
 import { registerSavedSegmentRoutes } from './routes/saved-segment-routes.ts';
 import { registerProviderRoutes } from './routes/provider-routes.ts';
 import { registerSandboxRoutes } from './routes/sandbox-routes.ts';
@@ -81,6 +82,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions): Promis
   registerSendRoutes(app, deps, templates);
   registerTemplateRoutes(app, deps, templates);
   registerSavedSegmentRoutes(app, deps);
+  registerEngagementRoutes(app, deps);
   registerProviderRoutes(app, deps);
   registerSandboxRoutes(app, deps);
   await registerCallbackRoutes(app, deps);

@@ -167,6 +167,8 @@ export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], 
   for (const { record: r } of records) {
     if (r.kind === 'installation.upsert') {
       recordSlots.push(r.custom_id === undefined ? undefined : slotFor(r.project_id, r.custom_id, false));
+    } else if (r.kind === 'message.engagement') {
+      recordSlots.push(undefined);
     } else if (r.kind === 'send.request') {
       // A send renders its templates with each recipient's profile: load them whole.
       for (const customId of r.recipients.custom_ids ?? []) slotFor(r.project_id, customId, true);
@@ -235,6 +237,9 @@ export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], 
         touchedInstalls.add(ik);
         break;
       }
+      case 'message.engagement':
+        effects.engagements.push({ projectId: record.project_id, messageId: record.message_id, type: record.type, atMs: record.time_ms });
+        break;
       case 'send.request': {
         const lookups = sendLookups(tx, record.project_id, slots, installs, erased);
         const { send, messages } = await materializeSend(record, lookups, engine);

@@ -62,7 +62,17 @@ export interface SendRecord {
   received_at: number;
 }
 
-export type IngestRecord = ProfileUpdateRecord | InstallationRecord | ProfileDeleteRecord | SendRecord;
+/** A recipient opened or clicked a message (reported by an SDK or the app's own tracking). */
+export interface EngagementRecord {
+  kind: 'message.engagement';
+  project_id: string;
+  message_id: string;
+  type: 'opened' | 'clicked';
+  time_ms: number;
+  received_at: number;
+}
+
+export type IngestRecord = ProfileUpdateRecord | InstallationRecord | ProfileDeleteRecord | SendRecord | EngagementRecord;
 
 export class RecordDecodeError extends Error {
   override name = 'RecordDecodeError';
@@ -101,6 +111,11 @@ export function decodeRecord(payload: string): IngestRecord {
         throw new RecordDecodeError('send.request lacks send_id, recipients or a default variant');
       }
       return value as unknown as SendRecord;
+    case 'message.engagement':
+      if (typeof value.message_id !== 'string' || (value.type !== 'opened' && value.type !== 'clicked') || typeof value.time_ms !== 'number') {
+        throw new RecordDecodeError('message.engagement lacks message_id, type or time_ms');
+      }
+      return value as unknown as EngagementRecord;
     default:
       throw new RecordDecodeError(`unknown record kind ${JSON.stringify(kind)}`);
   }

@@ -24,7 +24,7 @@ function checkIdentifier(value: string, path: string, problems: Problem[]): void
   if (CONTROL_CHARS.test(value)) problems.push({ path, code: 'INVALID_IDENTIFIER', message: 'must not contain control characters' });
 }
 
-function eventTime(raw: string | number | undefined, nowMs: number, path: string, problems: Problem[]): number {
+export function eventTime(raw: string | number | undefined, nowMs: number, path: string, problems: Problem[]): number {
   if (raw === undefined) return nowMs;
   let ms: number;
   if (typeof raw === 'number') {

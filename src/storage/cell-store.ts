@@ -63,6 +63,15 @@ export interface BatchEffects {
   /** Sends materialised by this batch and their messages (inserted once per idempotency key, I4). */
   sends: SendRow[];
   messages: NewMessage[];
+  /** Opens and clicks to record on messages (the earliest of each is kept). */
+  engagements: Engagement[];
+}
+
+export interface Engagement {
+  projectId: string;
+  messageId: string;
+  type: 'opened' | 'clicked';
+  atMs: number;
 }
 
 export interface ApplyStats {
@@ -183,5 +192,6 @@ export function emptyEffects(): BatchEffects {
     quarantined: [],
     sends: [],
     messages: [],
+    engagements: [],
   };
 }

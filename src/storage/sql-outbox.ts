@@ -1,3 +1,4 @@
+import type { Engagement } from './cell-store.ts';
 import type { Category, Channel, MessageContent } from '../delivery/delivery-model.ts';
 import type { Platform, WebPushSubscription } from '../profiles/profile-model.ts';
 import type {
@@ -67,6 +68,26 @@ export const INSERT_SEND_SQL =
 
 export function sendParams(s: SendRow): (string | number)[] {
   return [s.id, s.projectId, s.channel, s.category, s.source, JSON.stringify(s.summary), s.createdAt];
+}
+
+const EARLIEST = (col: string) => `${col} = CASE WHEN ${col} IS NULL OR ${col} > ? THEN ? ELSE ${col} END`;
+
+/**
+ * Opens and clicks as portable statements: the earliest of each is kept, a click counts as an
+ * open too, and a message of another project is never touched (I10).
+ */
+export function engagementStatements(list: readonly Engagement[]): [string, (string | number)[]][] {
+  const earliest = new Map<string, Engagement>();
+  for (const e of list) {
+    const k = `${e.projectId}\u0000${e.messageId}\u0000${e.type}`;
+    const seen = earliest.get(k);
+    if (!seen || e.atMs < seen.atMs) earliest.set(k, e);
+  }
+  return [...earliest.values()].map((e) =>
+    e.type === 'opened'
+      ? [`UPDATE messages SET ${EARLIEST('opened_at')} WHERE id = ? AND project_id = ?`, [e.atMs, e.atMs, e.messageId, e.projectId]]
+      : [`UPDATE messages SET ${EARLIEST('clicked_at')}, ${EARLIEST('opened_at')} WHERE id = ? AND project_id = ?`, [e.atMs, e.atMs, e.atMs, e.atMs, e.messageId, e.projectId]],
+  );
 }
 
 /** The first history entry of a message created in a given state. */

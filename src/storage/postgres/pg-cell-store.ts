@@ -6,7 +6,7 @@ import type { InstallationState, ProfileState } from '../../profiles/profile-mod
 import { installationKeyString, profileKeyString } from '../../profiles/profile-model.ts';
 import { INSTALLATION_COLUMNS, PROFILE_COLUMNS, SqlCellStoreReads, installationFromRow, profileFromRow } from '../sql-cell-store-reads.ts';
 import { PG_STORE_MIGRATIONS } from './pg-store-migrations.ts';
-import { INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
+import { engagementStatements, INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
 import { PG_MIGRATION_LOCK } from './pg-ingest-log.ts';
 import { isPgUnavailable, numberPlaceholders, openPgDb, type PgDb, type PgTx } from './pg-db.ts';
 import type { Segment } from '../../targeting/segment-model.ts';
@@ -359,6 +359,7 @@ async function writeEffects(tx: PgTx, logId: string, effects: BatchEffects): Pro
     );
   }
   await writeMessages(tx, effects);
+  for (const [text, params] of engagementStatements(effects.engagements)) await tx.run(text, params);
   for (const q of effects.quarantined) {
     await tx.queryNative(
       'INSERT INTO quarantine (log_id, seq, project_id, payload, reason, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',

@@ -163,6 +163,7 @@ export const PG_STORE_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE messages ADD COLUMN automation_id TEXT;
       ALTER TABLE messages ADD COLUMN opened_at BIGINT;
       ALTER TABLE messages ADD COLUMN clicked_at BIGINT;
+      CREATE INDEX messages_template ON messages (template_id, project_id) WHERE template_id IS NOT NULL;
       -- A date attribute as epoch ms, exactly as src/targeting/instant.ts parseInstant reads it
       -- (NULL when the text is not a real calendar date or instant).
       CREATE FUNCTION herald_instant(v text) RETURNS bigint LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$

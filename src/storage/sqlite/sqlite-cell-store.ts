@@ -17,7 +17,7 @@ import type {
 import { installationKeyString, profileKeyString } from '../../profiles/profile-model.ts';
 import { INSTALLATION_COLUMNS, PROFILE_COLUMNS, SqlCellStoreReads, installationFromRow, profileFromRow } from '../sql-cell-store-reads.ts';
 import { SQLITE_STORE_MIGRATIONS } from './sqlite-store-migrations.ts';
-import { INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
+import { engagementStatements, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
 import { isSqliteUnavailable, openSqlite, openSqliteDb, type SqliteDb } from './sqlite-db.ts';
 import type { Segment } from '../../targeting/segment-model.ts';
 import { estimateQuery, SQLITE_DIALECT as DIALECT } from '../../targeting/segment-sql.ts';
@@ -129,7 +129,14 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
 }
 
 function prepare(db: Database.Database) {
+  const cache = new Map<string, Database.Statement>();
   return {
+    /** A statement built at run time (a few fixed shapes), prepared once. */
+    statement(text: string): Database.Statement {
+      let st = cache.get(text);
+      if (!st) cache.set(text, (st = db.prepare(text)));
+      return st;
+    },
     getOffset: db.prepare('SELECT applied_seq FROM ingest_offsets WHERE log_id = ?'),
     putOffset: db.prepare(
       `INSERT INTO ingest_offsets (log_id, applied_seq, updated_at) VALUES (?, ?, ?)
@@ -308,6 +315,7 @@ function writeEffects(s: Statements, logId: string, effects: BatchEffects): Appl
     // I4: a message exists once per idempotency key; a replayed batch inserts nothing new.
     if (s.insertMessage.run(...messageParams(m)).changes === 1) s.insertMessageEvent.run(m.id, m.createdAt, m.state, m.errorCode, m.reason);
   }
+  for (const [text, params] of engagementStatements(effects.engagements)) s.statement(text).run(...params);
   return {
     profilesWritten: effects.profiles.length,
     installationsWritten: effects.installations.length,

@@ -165,6 +165,7 @@ export const SQLITE_STORE_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE messages ADD COLUMN automation_id TEXT;
       ALTER TABLE messages ADD COLUMN opened_at INTEGER;
       ALTER TABLE messages ADD COLUMN clicked_at INTEGER;
+      CREATE INDEX messages_template ON messages (template_id, project_id) WHERE template_id IS NOT NULL;
     `,
   },
 ];
