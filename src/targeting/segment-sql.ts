@@ -226,7 +226,7 @@ class SegmentCompiler {
       case 'ne':
         return sql`(${present} AND NOT ${d.isType(col, key, 'array')} AND NOT ${this.equals(col, key, v)})`;
       case 'in':
-        return sql`(${join((v as unknown[]).map((x) => this.equals(col, key, x)), ' OR ')})`;
+        return this.oneOf(col, key, v as unknown[]);
       case 'gt':
       case 'gte':
       case 'lt':
@@ -272,6 +272,18 @@ class SegmentCompiler {
     const t = parseInstant(v);
     if (t !== undefined) return sql`COALESCE(${this.instantOf(col, key)} = ${t}, ${raw(this.d.name === 'postgres' ? 'FALSE' : '0')})`;
     return this.d.equalsScalar(col, key, v);
+  }
+
+  /** `in`: plain strings and numbers as one `IN` list each (one JSON read per row), the rest one by one. */
+  oneOf(col: string, key: string, values: readonly unknown[]): Fragment {
+    const texts = values.filter((x): x is string => typeof x === 'string' && parseInstant(x) === undefined);
+    const numbers = values.filter((x): x is number => typeof x === 'number');
+    const others = values.filter((x) => !texts.includes(x as string) && !numbers.includes(x as number));
+    const parts: Fragment[] = [];
+    if (texts.length > 0) parts.push(sql`(${this.d.isType(col, key, 'string')} AND ${this.d.text(col, key)} IN ${list(texts)})`);
+    if (numbers.length > 0) parts.push(sql`${this.d.number(col, key)} IN ${list(numbers)}`);
+    for (const x of others) parts.push(this.equals(col, key, x));
+    return parts.length === 0 ? FALSE : sql`(${join(parts, ' OR ')})`;
   }
 
   /** `compareScalar`: numbers with numbers; strings with strings, as instants when both are dates. */
