@@ -22,6 +22,7 @@ export interface OutcomeWriterOptions {
 export class OutcomeWriter {
   readonly #o: OutcomeWriterOptions;
   readonly #pending: MessageUpdate[] = [];
+  #inFlight = 0;
   /** The transaction writing outcomes now; what arrives meanwhile waits for the next. */
   #writing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -31,9 +32,9 @@ export class OutcomeWriter {
     this.#o = options;
   }
 
-  /** Outcomes not yet written. */
+  /** Outcomes not yet written (including those of the transaction under way). */
   get pending(): number {
-    return this.#pending.length;
+    return this.#pending.length + this.#inFlight;
   }
 
   add(update: MessageUpdate): void {
@@ -50,12 +51,14 @@ export class OutcomeWriter {
     while (this.#writing) await this.#writing.catch(() => undefined);
     if (this.#pending.length === 0) return;
     const batch = this.#pending.splice(0, this.#o.batch);
+    this.#inFlight = batch.length;
     const writing = this.#o.store.settleMessages(batch).then(
       ({ lostLeases }) => {
         this.#o.onWritten(batch.map((u) => u.id));
         if (lostLeases > 0) this.#o.logger.warn({ lostLeases }, 'outcomes for messages whose lease was lost were not recorded');
       },
       (error: unknown) => {
+        this.#inFlight = 0;
         this.#pending.unshift(...batch);
         throw error;
       },
@@ -65,6 +68,7 @@ export class OutcomeWriter {
       await writing;
     } finally {
       this.#writing = undefined;
+      this.#inFlight = 0;
     }
     // A full batch is written at once; a partial one waits `delayMs` for company.
     if (this.#pending.length >= this.#o.batch) await this.flush();
