@@ -51,10 +51,13 @@ export class ApplierLoop {
   #log: IngestLog | undefined;
   #applier: Applier | undefined;
   #lastPruneAt = 0;
+  /** The first refresh of the planner's statistics comes a minute after start, then every quarter hour. */
+  #nextOptimizeAt: number;
 
   constructor(options: ApplierLoopOptions) {
     this.#o = options;
     this.#status = { state: 'starting', appliedSeq: 0, lastError: null, lastAppliedAt: null, heartbeatAt: options.clock.now() };
+    this.#nextOptimizeAt = options.clock.now() + 60_000;
   }
 
   /** New records were appended: stop idling. */
@@ -78,6 +81,7 @@ export class ApplierLoop {
           ...(result.consumed > 0 ? { lastAppliedAt: this.#o.clock.now() } : {}),
         });
         await this.#maybePrune(applier.appliedSeq);
+        await this.#maybeOptimize();
         if (result.consumed === 0) await this.#idle(signal);
         // A small batch means records trickle in: gather a few milliseconds' worth before the next
         // commit, so a steady stream of single writes costs one store commit per gather, not each.
@@ -151,6 +155,18 @@ export class ApplierLoop {
       signal.addEventListener('abort', done, { once: true });
       this.#wake = done;
     });
+  }
+
+  /** Keeps the store's planner statistics current as data grows (targeting's plans depend on them). */
+  async #maybeOptimize(): Promise<void> {
+    const now = this.#o.clock.now();
+    if (!this.#store || now < this.#nextOptimizeAt) return;
+    this.#nextOptimizeAt = now + 15 * 60_000;
+    try {
+      await this.#store.optimize();
+    } catch (error) {
+      this.#o.logger.warn({ err: coerceError(error).message }, 'refreshing the store statistics failed; will retry');
+    }
   }
 
   async #maybePrune(appliedSeq: number): Promise<void> {

@@ -165,6 +165,9 @@ export interface CellStore extends OutboxStore {
     options: { limit: number; before?: { timeMs: number; id: number } | undefined },
   ): Promise<EventPage | null>;
 
+  /** Refreshes the query planner's statistics where the backend does not do it by itself (SQLite). */
+  optimize(): Promise<void>;
+
   /** Targeting (issue 4): the segment's profiles in id order, streamed in batches. */
   matchingProfiles(projectId: string, segment: Segment, options: TargetingOptions): AsyncIterable<MatchedProfile[]>;
   /** How many profiles the segment holds, and how many each channel reaches. */

@@ -357,6 +357,13 @@ class SegmentCompiler {
     const zeroMatches = count.op === 'gte' ? n <= 0 : count.op === 'lte' ? n >= 0 : n === 0;
     // "Ever", without attribute filters: the per-profile aggregate answers.
     const simple = c.window === undefined && (c.where === undefined || c.where.length === 0);
+    // "At least once" and "never" need no count: a plain set of profile ids, which the engines read
+    // straight from events_name_time (a GROUP BY would walk events profile by profile).
+    const atLeastOnce = (count.op === 'gte' && n === 1) || (count.op === 'eq' && n === 0) || (count.op === 'lte' && n === 0);
+    if (atLeastOnce && !simple) {
+      const anyEvent = sql`SELECT e.profile_id FROM ${this.eventSource(c.where)} WHERE ${this.eventFilter(c.event, c.where, c.window)}`;
+      return count.op === 'gte' ? sql`p.id IN (${anyEvent})` : sql`(NOT p.id IN (${anyEvent}))`;
+    }
     const ids = (op: string): Fragment =>
       simple
         ? sql`SELECT ec.profile_id FROM event_counts ec WHERE ec.name = ${c.event} AND ec.count ${raw(op)} ${n}`
@@ -394,9 +401,10 @@ class SegmentCompiler {
     switch (c.reachable) {
       case 'push': {
         const platform = c.platform ? sql` AND i.platform = ${c.platform}` : raw('');
+        // Every column here is in installations_reachable (the two IS NOT NULL as expressions), so the set is read from the index alone.
         return sql`p.id IN (SELECT i.profile_id FROM installations i WHERE i.project_id = ${project}${platform}
           AND i.push_enabled = ${raw(this.d.trueValue)} AND i.push_disabled_reason IS NULL AND i.profile_id IS NOT NULL
-          AND (CASE WHEN i.platform = 'web' THEN i.web_push IS NOT NULL ELSE i.push_token IS NOT NULL END))`;
+          AND ((i.platform = 'web' AND (i.web_push IS NOT NULL)) OR (i.platform <> 'web' AND (i.push_token IS NOT NULL))))`;
       }
       case 'email':
       case 'sms': {

@@ -51,6 +51,11 @@ export class PgCellStore extends SqlCellStoreReads implements CellStore {
     return isPgUnavailable(error);
   }
 
+  /** PostgreSQL's autovacuum keeps the statistics current. */
+  optimize(): Promise<void> {
+    return Promise.resolve();
+  }
+
   /** A server-side cursor in a read-only transaction: one snapshot, fetched a batch at a time. */
   async *matchingProfiles(projectId: string, segment: Segment, options: TargetingOptions): AsyncIterable<MatchedProfile[]> {
     const q = await matchingQuery(this.#pg, POSTGRES_DIALECT, projectId, segment, options);

@@ -79,6 +79,13 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
     void previous.close().catch(() => undefined);
   }
 
+  /** `PRAGMA optimize` over every table, with ANALYZE sampling bounded so that it takes milliseconds. */
+  optimize(): Promise<void> {
+    this.#sqlite.raw.pragma('analysis_limit = 1000');
+    this.#sqlite.raw.pragma('optimize = 0x10002');
+    return Promise.resolve();
+  }
+
   get file(): string {
     return this.#sqlite.raw.name;
   }
