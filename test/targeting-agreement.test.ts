@@ -342,10 +342,19 @@ function runAgreement(name: string, open: () => Promise<Backend>, skip: string |
             }
             const single: string[] = [];
             const eventNames = [...eventNamesOf(segment, options.resolveSegment)];
+            const reach = { any: 0, ios: 0, android: 0, web: 0, email: 0, sms: 0 };
             for (const p of profiles) {
               const facts = await backend.store.profileFacts(projectId, p.customId, { eventNames });
               assert.ok(facts, `profile ${p.customId} was stored`);
-              if (evaluateSegment(segment, facts, options)) single.push(p.customId);
+              if (!evaluateSegment(segment, facts, options)) continue;
+              single.push(p.customId);
+              const reaches = (s: Segment): number => (evaluateSegment(s, facts, options) ? 1 : 0);
+              reach.any += reaches({ reachable: 'push' });
+              reach.ios += reaches({ reachable: 'push', platform: 'ios' });
+              reach.android += reaches({ reachable: 'push', platform: 'android' });
+              reach.web += reaches({ reachable: 'push', platform: 'web' });
+              reach.email += reaches({ reachable: 'email' });
+              reach.sms += reaches({ reachable: 'sms' });
             }
             assert.deepEqual(
               [...bulk].sort(),
@@ -354,6 +363,8 @@ function runAgreement(name: string, open: () => Promise<Backend>, skip: string |
             );
             const estimate = await backend.store.estimateSegment(projectId, segment, options);
             assert.equal(estimate.total, bulk.length, 'the estimate counts the same profiles');
+            const { any, ios, android, web, email, sms } = reach;
+            assert.deepEqual(estimate.reachable, { push: { any, ios, android, web }, email, sms }, 'reachability per channel as the single evaluator sees it');
           }
         }),
         { numRuns: RUNS, includeErrorInReport: true },

@@ -160,19 +160,27 @@ export function matchingProfilesQuery(segment: Segment, dialect: TargetingDialec
   return sql`SELECT p.id, p.custom_id FROM profiles p WHERE p.project_id = ${ctx.projectId} AND ${compileSegment(segment, dialect, ctx)} ORDER BY p.id`;
 }
 
-/** Count and reachability per channel of the matching profiles, in one pass. */
+/**
+ * Count and reachability per channel of the matching profiles, in one pass: the reachable
+ * installations are grouped per profile once (one read of installations_reachable) and joined,
+ * rather than probed once per platform.
+ */
 export function estimateQuery(segment: Segment, dialect: TargetingDialect, ctx: CompileContext): Fragment {
   const c = new SegmentCompiler(dialect, ctx);
   const where = c.node(segment, 0);
-  const one = (f: Fragment): Fragment => sql`COALESCE(SUM(CASE WHEN ${f} THEN 1 ELSE 0 END), 0)`;
+  const sum = (f: Fragment): Fragment => sql`COALESCE(SUM(CASE WHEN ${f} THEN 1 ELSE 0 END), 0)`;
+  const has = (platform: string): Fragment => raw(`MAX(CASE WHEN i.platform = '${platform}' THEN 1 ELSE 0 END)`);
   return sql`SELECT COUNT(*) AS total,
-    ${one(c.reachable({ reachable: 'push' }))} AS push,
-    ${one(c.reachable({ reachable: 'push', platform: 'ios' }))} AS push_ios,
-    ${one(c.reachable({ reachable: 'push', platform: 'android' }))} AS push_android,
-    ${one(c.reachable({ reachable: 'push', platform: 'web' }))} AS push_web,
-    ${one(c.reachable({ reachable: 'email' }))} AS email,
-    ${one(c.reachable({ reachable: 'sms' }))} AS sms
-    FROM profiles p WHERE p.project_id = ${ctx.projectId} AND ${where}`;
+    ${sum(raw('r.profile_id IS NOT NULL'))} AS push,
+    ${sum(raw('r.ios = 1'))} AS push_ios,
+    ${sum(raw('r.android = 1'))} AS push_android,
+    ${sum(raw('r.web = 1'))} AS push_web,
+    ${sum(c.reachable({ reachable: 'email' }))} AS email,
+    ${sum(c.reachable({ reachable: 'sms' }))} AS sms
+    FROM profiles p
+    LEFT JOIN (SELECT i.profile_id, ${has('ios')} AS ios, ${has('android')} AS android, ${has('web')} AS web
+      FROM installations i WHERE ${c.pushReachable(undefined)} GROUP BY i.profile_id) r ON r.profile_id = p.id
+    WHERE p.project_id = ${ctx.projectId} AND ${where}`;
 }
 
 class SegmentCompiler {
@@ -399,13 +407,8 @@ class SegmentCompiler {
   reachable(c: ReachableCondition): Fragment {
     const project = this.ctx.projectId;
     switch (c.reachable) {
-      case 'push': {
-        const platform = c.platform ? sql` AND i.platform = ${c.platform}` : raw('');
-        // Every column here is in installations_reachable (the two IS NOT NULL as expressions), so the set is read from the index alone.
-        return sql`p.id IN (SELECT i.profile_id FROM installations i WHERE i.project_id = ${project}${platform}
-          AND i.push_enabled = ${raw(this.d.trueValue)} AND i.push_disabled_reason IS NULL AND i.profile_id IS NOT NULL
-          AND ((i.platform = 'web' AND (i.web_push IS NOT NULL)) OR (i.platform <> 'web' AND (i.push_token IS NOT NULL))))`;
-      }
+      case 'push':
+        return sql`p.id IN (SELECT i.profile_id FROM installations i WHERE ${this.pushReachable(c.platform)})`;
       case 'email':
       case 'sms': {
         const address = raw(c.reachable === 'email' ? 'p.email' : 'p.phone');
@@ -414,6 +417,18 @@ class SegmentCompiler {
           AND NOT ${address} IN (SELECT s.address FROM suppressions s WHERE s.project_id = ${project} AND s.channel = ${c.reachable}))`);
       }
     }
+  }
+
+  /**
+   * Installations (`i`) a push reaches: permission, a token or subscription, no provider refusal.
+   * Every column is in installations_reachable (the two IS NOT NULL as expressions on SQLite), so
+   * the set is read from the index alone.
+   */
+  pushReachable(platform: string | undefined): Fragment {
+    const on = platform ? sql` AND i.platform = ${platform}` : raw('');
+    return sql`i.project_id = ${this.ctx.projectId}${on}
+      AND i.push_enabled = ${raw(this.d.trueValue)} AND i.push_disabled_reason IS NULL AND i.profile_id IS NOT NULL
+      AND ((i.platform = 'web' AND (i.web_push IS NOT NULL)) OR (i.platform <> 'web' AND (i.push_token IS NOT NULL)))`;
   }
 
   message(c: MessageCondition): Fragment {
