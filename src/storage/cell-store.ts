@@ -60,6 +60,36 @@ export interface BatchEffects {
   /** Sends materialised by this batch and their messages (inserted once per idempotency key, I4). */
   sends: SendRow[];
   messages: NewMessage[];
+  /** Audience member changes, in log order (an add then a remove of the same member must stay in that order). */
+  audiences: AudienceWrite[];
+}
+
+export type AudienceMemberKind = 'custom_id' | 'install_id';
+
+/** One `audience.members` record for the store to write; see AudienceMembersRecord for the ops. */
+export interface AudienceWrite {
+  projectId: string;
+  audienceId: string;
+  op: 'add' | 'remove' | 'stage' | 'commit' | 'discard' | 'delete';
+  /** The staging version of stage, commit and discard. */
+  version: number | null;
+  mode: 'add' | 'remove' | 'replace' | null;
+  customIds: string[];
+  installIds: string[];
+  atMs: number;
+}
+
+/** An audience's live version and how many members it has (audience_versions). */
+export interface AudienceState {
+  audienceId: string;
+  liveVersion: number;
+  memberCount: number;
+  updatedAt: number;
+}
+
+export interface AudienceMember {
+  kind: AudienceMemberKind;
+  member: string;
 }
 
 export interface ApplyStats {
@@ -153,6 +183,11 @@ export interface CellStore extends OutboxStore {
     options: { limit: number; before?: { timeMs: number; id: number } | undefined },
   ): Promise<EventPage | null>;
 
+  /** The audiences of a project that have members (or had): live version and member count. */
+  audienceStates(projectId: string): Promise<AudienceState[]>;
+  /** The live members of an audience, ordered by (kind, member), after a cursor; one consistent snapshot per call. */
+  audienceMembers(projectId: string, audienceId: string, options: { limit: number; after?: AudienceMember | undefined }): Promise<AudienceMember[]>;
+
   listQuarantine(options: { states: QuarantineState[]; limit: number }): Promise<QuarantineItem[]>;
   getQuarantine(id: number): Promise<QuarantineItem | null>;
   /** Moves an item out of 'quarantined'; false if it was not (any longer) quarantined. */
@@ -173,5 +208,6 @@ export function emptyEffects(): BatchEffects {
     quarantined: [],
     sends: [],
     messages: [],
+    audiences: [],
   };
 }

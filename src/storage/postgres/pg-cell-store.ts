@@ -9,6 +9,10 @@ import { PG_STORE_MIGRATIONS } from './pg-store-migrations.ts';
 import { INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
 import { PG_MIGRATION_LOCK } from './pg-ingest-log.ts';
 import { isPgUnavailable, openPgDb, type PgDb, type PgTx } from './pg-db.ts';
+import { writeAudienceChanges } from '../audience-writes.ts';
+import { readAudienceMembers, readAudienceStates } from '../sql-audience-reads.ts';
+import { pgAudienceRows } from './pg-audience-rows.ts';
+import type { AudienceMember, AudienceState } from '../cell-store.ts';
 
 type Row = Record<string, unknown>;
 
@@ -42,6 +46,14 @@ export class PgCellStore extends SqlCellStoreReads implements CellStore {
 
   isUnavailableError(error: unknown): boolean {
     return isPgUnavailable(error);
+  }
+
+  audienceStates(projectId: string): Promise<AudienceState[]> {
+    return readAudienceStates(this.db, projectId);
+  }
+
+  audienceMembers(projectId: string, audienceId: string, options: { limit: number; after?: AudienceMember | undefined }): Promise<AudienceMember[]> {
+    return readAudienceMembers(this.db, projectId, audienceId, options);
   }
 
   applyBatch(
@@ -104,6 +116,7 @@ export class PgCellStore extends SqlCellStoreReads implements CellStore {
         },
       });
       const stats = await writeEffects(tx, logId, effects);
+      if (effects.audiences.length > 0) await writeAudienceChanges(pgAudienceRows(tx), effects.audiences);
       await tx.queryNative('UPDATE ingest_offsets SET applied_seq = $1, updated_at = $2 WHERE log_id = $3', [
         toSeq,
         Date.now(),

@@ -19,6 +19,10 @@ import { INSTALLATION_COLUMNS, PROFILE_COLUMNS, SqlCellStoreReads, installationF
 import { SQLITE_STORE_MIGRATIONS } from './sqlite-store-migrations.ts';
 import { INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
 import { isSqliteUnavailable, openSqliteDb, type SqliteDb } from './sqlite-db.ts';
+import { writeAudienceChanges, type AudienceRows } from '../audience-writes.ts';
+import { readAudienceMembers, readAudienceStates } from '../sql-audience-reads.ts';
+import { prepareAudienceRows } from './sqlite-audience-rows.ts';
+import type { AudienceMember, AudienceState } from '../cell-store.ts';
 
 type Row = Record<string, unknown>;
 
@@ -31,6 +35,7 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
   readonly capabilities = Object.freeze({ skipLocked: false, concurrentWriters: false, blocking: true });
   readonly #sqlite: SqliteDb;
   #statements: ReturnType<typeof prepare> | undefined;
+  #audienceRows: AudienceRows | undefined;
 
   private constructor(db: SqliteDb) {
     super(db);
@@ -54,6 +59,14 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
 
   isUnavailableError(error: unknown): boolean {
     return isSqliteUnavailable(error);
+  }
+
+  audienceStates(projectId: string): Promise<AudienceState[]> {
+    return readAudienceStates(this.db, projectId);
+  }
+
+  audienceMembers(projectId: string, audienceId: string, options: { limit: number; after?: AudienceMember | undefined }): Promise<AudienceMember[]> {
+    return readAudienceMembers(this.db, projectId, audienceId, options);
   }
 
   #prepared(): ReturnType<typeof prepare> {
@@ -80,6 +93,10 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
         loadSuppressed: (projectId, channel, addresses) => Promise.resolve(loadSuppressed(s, projectId, channel, addresses)),
       });
       const stats = writeEffects(s, logId, effects);
+      if (effects.audiences.length > 0) {
+        this.#audienceRows ??= prepareAudienceRows(this.#sqlite.raw);
+        await writeAudienceChanges(this.#audienceRows, effects.audiences);
+      }
       s.putOffset.run(logId, toSeq, Date.now());
       return stats;
     });
