@@ -97,7 +97,7 @@ for (const { backend, skip } of backends) {
         path: '/segment/not/segment',
         detailCode: 'SEGMENT_CYCLE',
       });
-      assertRejected(await callAs(h, key, 'POST', '/v1/segments', { name: base.body.name, segment: { audience: 'x' } }), { status: 409, code: 'SEGMENT_EXISTS' });
+      assertRejected(await callAs(h, key, 'POST', '/v1/segments', { name: base.body.name, segment: { reachable: 'email' } }), { status: 409, code: 'SEGMENT_EXISTS' });
       assertRejected(await callAs(h, key, 'DELETE', `/v1/segments/${base.body.id}`), { status: 409, code: 'SEGMENT_IN_USE' });
       assert.equal((await callAs(h, key, 'DELETE', `/v1/segments/${user.body.id}`)).status, 204);
       assert.equal((await callAs(h, key, 'DELETE', `/v1/segments/${base.body.id}`)).status, 204);

@@ -22,7 +22,7 @@ export class UploadFormatError extends Error {
  * numbers. Memory stays bounded: a line past MAX_LINE_CHARS is cut short and flagged, the rest of it
  * skipped as it streams.
  */
-export async function* lines(body: AsyncIterable<Buffer | string>): AsyncGenerator<{ n: number; text: string; tooLong: boolean }> {
+export async function* lines(body: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): AsyncGenerator<{ n: number; text: string; tooLong: boolean }> {
   const decoder = new StringDecoder('utf8');
   let pending = '';
   let tooLong = false;
@@ -118,7 +118,7 @@ function ndjsonRow(n: number, text: string): UploadRow {
  * (other columns are ignored), then one member per row. NDJSON: one `{"custom_id": …}` or
  * `{"install_id": …}` object per line. Blank lines are skipped; line numbers count every line.
  */
-export async function* uploadRows(body: AsyncIterable<Buffer | string>, format: UploadFormat): AsyncGenerator<UploadRow> {
+export async function* uploadRows(body: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, format: UploadFormat): AsyncGenerator<UploadRow> {
   let columns: [number, AudienceMemberKind][] | undefined;
   for await (const { n, text, tooLong } of lines(body)) {
     const line = n === 1 ? text.replace(/^\uFEFF/, '') : text;
