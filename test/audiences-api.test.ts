@@ -180,6 +180,63 @@ for (const { backend, skip } of backends) {
       assert.equal(many.body.error_count, 150);
     });
 
+    it('an upload whose process stopped before its commit is failed with the reason; its staged rows never go live', async () => {
+      const a = await create();
+      const put = await callAs(h, key, 'PUT', `/v1/audiences/${a.id}/members`, { custom_ids: ['keep'] });
+      await members(a.id, put.body.ingest_id);
+      // What a process killed half-way through an upload leaves: staged rows in the log, and an upload whose heartbeat stopped.
+      const runtime = h.app.cells.get(h.app.control.project(projectId)!.cellId);
+      const version = await h.app.control.audiences.nextVersion(projectId, a.id);
+      const staged = { kind: 'audience.members', project_id: projectId, audience_id: a.id, version, received_at: Date.now() };
+      await runtime.append({ payloads: [JSON.stringify({ ...staged, op: 'stage', custom_ids: ['half-1', 'half-2'] })] });
+      const then = Date.now() - 60_000;
+      const job = {
+        id: `imp_dead${uid()}`, projectId, audienceId: a.id, mode: 'replace', format: 'csv', state: 'in_progress', phase: 'logging', version,
+        rowsRead: 10_000, rowsAccepted: 10_000, rowsLogged: 5_000, errorCount: 0, errors: [], reason: null, ingestId: null, createdAt: then, updatedAt: then,
+      } as const;
+      await h.app.control.audiences.insertImport({ ...job, errors: [] });
+      await h.app.control.audiences.updateImport(job.id, { ...job, errors: [] }, then);
+      const seen = await callAs(h, key, 'GET', `/v1/audiences/${a.id}/uploads/${job.id}`);
+      assert.equal(seen.body.state, 'failed');
+      assert.match(seen.body.reason, /Herald stopped .* nothing was applied/);
+      // The staged rows were discarded through the log: even a late commit of that version finds none.
+      const late = await runtime.append({ payloads: [JSON.stringify({ ...staged, op: 'commit', mode: 'add' })] });
+      assert.equal(late.kind, 'appended');
+      assert.deepEqual(await members(a.id, `ing_${runtime.cell.id}_${(late as { lastSeq: number }).lastSeq}`), ['custom_id:keep']);
+    });
+
+    it('an upload cut off by the client is failed and applies nothing, however many rows arrived', async () => {
+      const a = await create();
+      const abort = new AbortController();
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent === 50) {
+            abort.abort();
+            return;
+          }
+          controller.enqueue(new TextEncoder().encode(`${sent === 0 ? 'custom_id\n' : ''}${Array.from({ length: 1_000 }, (_, i) => `cut-${sent}-${i}`).join('\n')}\n`));
+          sent++;
+          await sleep(5);
+        },
+      });
+      await assert.rejects(
+        fetch(`${h.url}/v1/audiences/${a.id}/uploads?mode=add`, {
+          method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'text/csv' }, body, signal: abort.signal, duplex: 'half',
+        }),
+      );
+      let upload: any;
+      for (let i = 0; i < 100 && upload?.state !== 'failed'; i++) {
+        await sleep(100);
+        upload = (await callAs(h, key, 'GET', `/v1/audiences/${a.id}/uploads`)).body.uploads[0];
+      }
+      assert.equal(upload?.state, 'failed', JSON.stringify(upload));
+      assert.match(upload.reason, /stopped before its end/);
+      assert.ok(upload.rows_read > 0, 'rows had arrived');
+      const probe = await callAs(h, key, 'POST', `/v1/audiences/${a.id}/members`, { add: { custom_ids: ['probe'] } });
+      assert.deepEqual(await members(a.id, probe.body.ingest_id), ['custom_id:probe']);
+    });
+
     it('refuses an unreadable upload with 400 or 415 and the reason', async () => {
       const a = await create();
       assertRejected(await upload(h, key, a.id, 'add', 'text/csv', 'email\nx@y\n'), { path: '/body', detailCode: 'MISSING_ID_COLUMN' });

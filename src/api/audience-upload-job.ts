@@ -77,6 +77,9 @@ export class AudienceUploadJobs {
     this.#jobs.set(job.id, { audienceId, abort });
     const spool = path.join(os.tmpdir(), `herald-${job.id}.spool`);
     const out = createWriteStream(spool);
+    // A write failing (disk full, or buffered writes after a destroy) must fail this upload, never the process.
+    let spoolError: Error | undefined;
+    out.on('error', (error) => (spoolError ??= error));
     const heartbeat = setInterval(() => void this.#save(job).catch(() => undefined), HEARTBEAT_MS);
     try {
       for (let r = first; !r.done; r = await rows.next()) {
@@ -92,7 +95,8 @@ export class AudienceUploadJobs {
         }
       }
       out.end();
-      await once(out, 'close');
+      if (!out.closed) await once(out, 'close');
+      if (spoolError) throw spoolError;
     } catch (error) {
       out.destroy();
       this.#jobs.delete(job.id);
