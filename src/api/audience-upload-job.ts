@@ -98,15 +98,15 @@ export class AudienceUploadJobs {
       if (!out.closed) await once(out, 'close');
       if (spoolError) throw spoolError;
     } catch (error) {
+      clearInterval(heartbeat);
       out.destroy();
       this.#jobs.delete(job.id);
       await fsp.rm(spool, { force: true });
       await this.#fail(job, `the upload stopped before its end (${coerceError(error).message}); nothing was applied`);
       return job;
-    } finally {
-      clearInterval(heartbeat);
     }
     if (job.errorCount > 0) {
+      clearInterval(heartbeat);
       this.#jobs.delete(job.id);
       await fsp.rm(spool, { force: true });
       job.rowsAccepted = 0;
@@ -115,7 +115,11 @@ export class AudienceUploadJobs {
     }
     job.phase = 'logging';
     await this.#save(job);
-    void this.#log(job, cellId, spool, abort.signal).finally(() => this.#jobs.delete(job.id));
+    // The heartbeat goes on while the log takes the rows (it may be full and make us wait).
+    void this.#log(job, cellId, spool, abort.signal).finally(() => {
+      clearInterval(heartbeat);
+      this.#jobs.delete(job.id);
+    });
     return { ...job };
   }
 

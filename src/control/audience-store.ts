@@ -143,10 +143,11 @@ export class ControlAudienceStore {
     );
   }
 
+  /** Saves an upload's progress; a finished upload (applied or failed) is never changed again, whatever arrives late. */
   async updateImport(id: string, p: ImportProgress, nowMs: number): Promise<void> {
     await this.db.run(
       `UPDATE audience_imports SET state = ?, phase = ?, rows_read = ?, rows_accepted = ?, rows_logged = ?, error_count = ?,
-         errors = ?, reason = ?, ingest_id = ?, updated_at = ? WHERE id = ?`,
+         errors = ?, reason = ?, ingest_id = ?, updated_at = ? WHERE id = ? AND state = 'in_progress'`,
       [p.state, p.phase, p.rowsRead, p.rowsAccepted, p.rowsLogged, p.errorCount, JSON.stringify(p.errors), p.reason, p.ingestId, nowMs, id],
     );
   }

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { HeraldError, isHeraldError, type ErrorDetail } from '../../core/errors.ts';
 import { timeOrderedId } from '../../core/ids.ts';
@@ -112,6 +112,12 @@ export function registerAudienceRoutes(app: FastifyInstance, deps: ApiDeps, uplo
     ...extra,
     received_at: deps.clock.now(),
   });
+  /** 202 `{accepted: members, ingest_id}` once the records are durable (I1); a repeated Idempotency-Key gets the first answer. */
+  const submit = async (request: FastifyRequest, reply: FastifyReply, records: AudienceMembersRecord[], members: number) => {
+    const result = await appendRecords(deps.cells, request, records, { members });
+    if (result.replayed) reply.header('idempotent-replayed', 'true');
+    return reply.code(202).send({ accepted: Number(result.meta.members ?? 0), ingest_id: result.ingestId });
+  };
 
   app.post(
     '/v1/audiences',
@@ -195,9 +201,7 @@ export function registerAudienceRoutes(app: FastifyInstance, deps: ApiDeps, uplo
       const { project, audience } = await target(request);
       const { add, remove } = readChange(request.body);
       const records = [...(size(add) > 0 ? [record(project, audience, 'add', add)] : []), ...(size(remove) > 0 ? [record(project, audience, 'remove', remove)] : [])];
-      const result = await appendRecords(deps.cells, request, records, { members: size(add) + size(remove) });
-      if (result.replayed) reply.header('idempotent-replayed', 'true');
-      return reply.code(202).send({ accepted: Number(result.meta.members ?? 0), ingest_id: result.ingestId });
+      return submit(request, reply, records, size(add) + size(remove));
     },
   );
 
@@ -216,9 +220,7 @@ export function registerAudienceRoutes(app: FastifyInstance, deps: ApiDeps, uplo
       const { project, audience } = await target(request);
       const lists = readReplacement(request.body);
       const version = await deps.control.audiences.nextVersion(project.id, audience.id);
-      const result = await appendRecords(deps.cells, request, [record(project, audience, 'commit', lists, { version, mode: 'replace' })], { members: size(lists) });
-      if (result.replayed) reply.header('idempotent-replayed', 'true');
-      return reply.code(202).send({ accepted: Number(result.meta.members ?? 0), ingest_id: result.ingestId });
+      return submit(request, reply, [record(project, audience, 'commit', lists, { version, mode: 'replace' })], size(lists));
     },
   );
 
