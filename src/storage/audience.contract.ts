@@ -95,6 +95,15 @@ export function runAudienceContract(withStore: WithStore, applyRecords: ApplyRec
       assert.equal(await countOf(store), 1);
     }));
 
+  it('takes a record appended twice (a retried append) once: a repeated commit changes nothing', () =>
+    withStore(async (store) => {
+      const commit = change('commit', { version: 9, mode: 'replace', custom_ids: ['a', 'b'] });
+      await applyRecords(store, [change('stage', { version: 9, install_ids: ['i'] }), change('stage', { version: 9, install_ids: ['i'] }), commit]);
+      await applyRecords(store, [commit, change('add', { custom_ids: ['c'] }), change('add', { custom_ids: ['c'] })]);
+      assert.deepEqual(await live(store), ['custom_id:a', 'custom_id:b', 'custom_id:c', 'install_id:i']);
+      assert.equal(await countOf(store), 4);
+    }));
+
   it('deletes an audience with all its rows; another project never reads it (I10)', () =>
     withStore(async (store) => {
       await applyRecords(store, [
