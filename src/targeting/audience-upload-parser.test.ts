@@ -31,6 +31,7 @@ describe('audience upload parser', () => {
   it('refuses a CSV without an id column, or an empty one, as a whole', async () => {
     await assert.rejects(rows(['email\n', 'a@x\n'], 'csv'), (e: unknown) => e instanceof UploadFormatError && e.code === 'MISSING_ID_COLUMN');
     await assert.rejects(rows([''], 'csv'), (e: unknown) => e instanceof UploadFormatError && e.code === 'EMPTY_UPLOAD');
+    await assert.rejects(rows([`${'x,'.repeat(MAX_LINE_CHARS)}\ncustom_id\n`], 'csv'), (e: unknown) => e instanceof UploadFormatError && /header row \(line 1\) is longer/.test(e.message));
   });
 
   it('reads NDJSON objects and explains each bad line', async () => {

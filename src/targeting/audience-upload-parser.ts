@@ -124,6 +124,7 @@ export async function* uploadRows(body: AsyncIterable<Buffer | string> | Iterabl
     const line = n === 1 ? text.replace(/^\uFEFF/, '') : text;
     if (line.trim() === '') continue;
     if (tooLong) {
+      if (format === 'csv' && !columns) throw new UploadFormatError('MISSING_ID_COLUMN', `the header row (line ${n}) is longer than ${MAX_LINE_CHARS} characters`);
       yield { line: n, error: `is longer than ${MAX_LINE_CHARS} characters` };
       continue;
     }
