@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -300,6 +301,26 @@ describe('herald CLI against a running herald start (SQLite)', () => {
     const write = await updateProfile(server, server.secretKey, 'after-migrate', { ok: true });
     assert.equal(write.status, 202);
     assert.deepEqual((await readApplied(server, server.secretKey, 'after-migrate', write.body.ingest_id)).body.attributes, { ok: true });
+  });
+
+  it('audiences create and list; upload streams a file to the running server with progress and waits until it is applied', async () => {
+    const created = await runHerald(['audiences', 'create', 'churned', '--project', 'demo', ...dd]);
+    assertOk(created);
+    assert.match(created.stdout, /created audience aud_\w+ "churned"/);
+    const file = path.join(dataDir, 'churned.csv');
+    fs.writeFileSync(file, `custom_id\n${Array.from({ length: 20_000 }, (_, i) => `u-${i}`).join('\n')}\n`);
+    const uploaded = await runHerald(['audiences', 'upload', file, '--audience', 'churned', '--mode', 'replace', '--key', server.secretKey, '--url', server.url]);
+    assertOk(uploaded);
+    assert.match(uploaded.stderr, /uploaded .* 20000 rows read/);
+    assert.match(uploaded.stderr, /applied: 20,000 rows \(replace\)/);
+    const listed = await runHeraldJson(['audiences', 'list', '--project', 'demo', ...dd]);
+    assert.deepEqual((listed as any[]).map((a) => [a.name, a.member_count]), [['churned', 20_000]]);
+
+    fs.writeFileSync(file, 'custom_id\nok\n"unterminated\n');
+    const failed = await runHerald(['audiences', 'upload', file, '--audience', 'churned', '--key', server.secretKey, '--url', server.url]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /failed: 1 of 2 rows are invalid.*nothing was applied/);
+    assert.match(failed.stderr, /line 3 has an unterminated quoted field/);
   });
 
   it('--help works on every command and subcommand', async () => {

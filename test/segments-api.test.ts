@@ -97,7 +97,7 @@ for (const { backend, skip } of backends) {
         path: '/segment/not/segment',
         detailCode: 'SEGMENT_CYCLE',
       });
-      assertRejected(await callAs(h, key, 'POST', '/v1/segments', { name: base.body.name, segment: { audience: 'x' } }), { status: 409, code: 'SEGMENT_EXISTS' });
+      assertRejected(await callAs(h, key, 'POST', '/v1/segments', { name: base.body.name, segment: { reachable: 'email' } }), { status: 409, code: 'SEGMENT_EXISTS' });
       assertRejected(await callAs(h, key, 'DELETE', `/v1/segments/${base.body.id}`), { status: 409, code: 'SEGMENT_IN_USE' });
       assert.equal((await callAs(h, key, 'DELETE', `/v1/segments/${user.body.id}`)).status, 204);
       assert.equal((await callAs(h, key, 'DELETE', `/v1/segments/${base.body.id}`)).status, 204);
@@ -148,6 +148,30 @@ for (const { backend, skip } of backends) {
       const elsewhere = await callAs(h, other, 'POST', '/v1/segments/estimate', { segment: cohort });
       assert.equal(elsewhere.status, 200);
       assert.equal(elsewhere.body.total, 0);
+    });
+
+    it('estimates over custom audiences: members by custom_id and by install id, the live set only', async () => {
+      const tag = uid();
+      const ids = ['a1', 'a2', 'a3'].map((x) => `${x}-${tag}`);
+      assert.equal((await callAs(h, key, 'POST', '/v1/profiles/update', ids.map((id) => ({ identifiers: { custom_id: id }, attributes: { cohort: tag } })))).status, 202);
+      const inst = await callAs(h, key, 'POST', '/v1/installations', { install_id: `dev-${tag}`, custom_id: ids[2], platform: 'ios', push_token: 'cd'.repeat(32), push_enabled: true });
+      await callAs(h, key, 'GET', `/v1/profiles/${ids[2]}?wait_for=${inst.body.ingest_id}`);
+      const vip = await callAs(h, key, 'POST', '/v1/audiences', { name: `vip-${tag}` });
+      assert.equal(vip.status, 201, JSON.stringify(vip.body));
+      const added = await callAs(h, key, 'POST', `/v1/audiences/${vip.body.id}/members`, { add: { custom_ids: [ids[0]!, 'not-a-profile-yet'], install_ids: [`dev-${tag}`] } });
+      assert.equal(added.status, 202, JSON.stringify(added.body));
+      await callAs(h, key, 'GET', `/v1/audiences/${vip.body.id}/members?wait_for=${added.body.ingest_id}`);
+      const cohort = { attribute: 'cohort', op: 'eq', value: tag };
+      const inVip = await callAs(h, key, 'POST', '/v1/segments/estimate', { segment: { and: [cohort, { audience: `vip-${tag}` }] } });
+      assert.equal(inVip.status, 200, JSON.stringify(inVip.body));
+      assert.equal(inVip.body.total, 2, 'a1 by custom_id, a3 by its installation');
+      assert.equal(inVip.body.reachable.push.ios, 1);
+      const replaced = await callAs(h, key, 'PUT', `/v1/audiences/${vip.body.id}/members`, { custom_ids: [ids[1]!] });
+      assert.equal(replaced.status, 202, JSON.stringify(replaced.body));
+      await callAs(h, key, 'GET', `/v1/audiences/${vip.body.id}/members?wait_for=${replaced.body.ingest_id}`);
+      const after = await callAs(h, key, 'POST', '/v1/segments/estimate', { segment: { and: [cohort, { audience: `vip-${tag}` }] } });
+      assert.equal(after.body.total, 1, 'only the replacing set counts');
+      assertRejected(await callAs(h, key, 'POST', '/v1/segments/estimate', { segment: { audience: `nope-${tag}` } }), { path: '/segment/audience', detailCode: 'UNKNOWN_AUDIENCE' });
     });
 
     it('I10: one project never sees or uses another project’s segments', async () => {

@@ -5,6 +5,8 @@ import type { IngestRecord } from '../ingest/records.ts';
 import { encodeRecord } from '../ingest/records.ts';
 import type { CellRuntimes } from '../runtime/cell-runtimes.ts';
 import { principalOf } from './auth.ts';
+import { invalidQuery, stringParam } from './query.ts';
+import type { CellRuntime } from '../runtime/cell-runtime.ts';
 
 const INGEST_ID = /^ing_(.+)_(\d+)$/;
 
@@ -15,6 +17,15 @@ export function formatIngestId(cellId: string, lastSeq: number): string {
 export function parseIngestId(value: string): { cellId: string; seq: number } | null {
   const m = INGEST_ID.exec(value);
   return m ? { cellId: m[1]!, seq: Number(m[2]) } : null;
+}
+
+/** Honours `?wait_for=<ingest_id>`: waits (≤ 5 s) until that write of this project's cell is applied. */
+export async function waitForQuery(runtime: CellRuntime, query: unknown): Promise<void> {
+  const waitFor = stringParam(query, 'wait_for');
+  if (waitFor === undefined) return;
+  const parsed = parseIngestId(waitFor);
+  if (!parsed || parsed.cellId !== runtime.cell.id) throw invalidQuery('wait_for', 'is not an ingest_id of this project');
+  await runtime.waitForApplied(parsed.seq, 5_000);
 }
 
 function idempotencyKey(request: FastifyRequest): string | undefined {

@@ -15,6 +15,9 @@ import { registerSavedSegmentRoutes } from './routes/saved-segment-routes.ts';
 import { registerProviderRoutes } from './routes/provider-routes.ts';
 import { registerSandboxRoutes } from './routes/sandbox-routes.ts';
 import { registerCallbackRoutes } from './routes/callback-routes.ts';
+import { registerAudienceRoutes } from './routes/audience-routes.ts';
+import { registerAudienceUploadRoutes } from './routes/audience-upload-routes.ts';
+import { AudienceUploadJobs } from './audience-upload-job.ts';
 import { TemplateEngine } from '../delivery/templates/template-engine.ts';
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -83,6 +86,10 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions): Promis
   registerTemplateRoutes(app, deps, templates);
   registerSavedSegmentRoutes(app, deps);
   registerEngagementRoutes(app, deps);
+  const uploads = new AudienceUploadJobs({ control: deps.control, cells: deps.cells, clock: deps.clock, logger: app.log });
+  app.addHook('onClose', async () => uploads.close());
+  registerAudienceRoutes(app, deps, uploads);
+  await app.register(async (scope) => registerAudienceUploadRoutes(scope, deps, uploads));
   registerProviderRoutes(app, deps);
   registerSandboxRoutes(app, deps);
   await registerCallbackRoutes(app, deps);

@@ -8,6 +8,7 @@ import { registerQuarantineCommands } from './commands/quarantine-commands.ts';
 import { registerStartCommand } from './commands/start-command.ts';
 import { registerSandboxCommands } from './commands/sandbox-commands.ts';
 import { registerProviderCommands } from './commands/provider-commands.ts';
+import { registerAudienceCommands } from './commands/audience-commands.ts';
 
 /** The `herald` command: thin — parse arguments, call the same services the API uses. */
 export function buildProgram(): Command {
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerMigrateCommand(program);
   registerQuarantineCommands(program);
   registerProviderCommands(program);
+  registerAudienceCommands(program);
   registerSandboxCommands(program);
   return program;
 }

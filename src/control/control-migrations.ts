@@ -88,4 +88,43 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
         UNIQUE (project_id, name));
     `,
   },
+  {
+    version: 5,
+    name: 'custom audiences and their uploads',
+    sql: `
+      -- A custom audience's definition; its members live in the cell store (audience_members),
+      -- written through the cell's ingest log.
+      CREATE TABLE audiences (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL REFERENCES projects (id),
+        name TEXT NOT NULL,
+        description TEXT,
+        -- The last staging version handed out: every upload and replace writes under a fresh one.
+        last_version INTEGER NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        UNIQUE (project_id, name));
+      -- An upload (CSV or NDJSON) and how far it got; kept so its state survives restarts.
+      CREATE TABLE audience_imports (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL REFERENCES projects (id),
+        audience_id TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        format TEXT NOT NULL,
+        state TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        rows_read BIGINT NOT NULL DEFAULT 0,
+        rows_accepted BIGINT NOT NULL DEFAULT 0,
+        rows_logged BIGINT NOT NULL DEFAULT 0,
+        error_count BIGINT NOT NULL DEFAULT 0,
+        errors TEXT NOT NULL DEFAULT '[]',
+        reason TEXT,
+        ingest_id TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL);
+      CREATE INDEX audience_imports_audience ON audience_imports (audience_id, created_at);
+      CREATE INDEX audience_imports_state ON audience_imports (state);
+    `,
+  },
 ];

@@ -6,6 +6,7 @@ import type { KeyKind } from './api-keys.ts';
 import { displayPrefix, generateApiKey, hashApiKey, looksLikeApiKey } from './api-keys.ts';
 import type { ApiKeyRecord, CellRecord, ControlConfigStore, ControlStore, ProjectRecord, ProviderLimitOverrides, ProviderRecord } from './control-store.ts';
 import type { SecretBox } from './secret-box.ts';
+import type { ControlAudienceStore } from './audience-store.ts';
 
 export interface Principal {
   key: ApiKeyRecord;
@@ -33,6 +34,8 @@ export interface ControlPlaneDeps {
   store: ControlStore;
   /** The same database, for providers and templates. */
   config: ControlConfigStore;
+  /** The same database, for custom audiences and their uploads. */
+  audiences: ControlAudienceStore;
   /** Seals and opens provider credentials. */
   secrets: SecretBox;
   /** Where the control plane lives (for display). */
@@ -55,6 +58,7 @@ export class ControlPlane {
   readonly #url: string;
   readonly #cellUrls: ControlPlaneDeps['cellUrls'];
   readonly #config: ControlConfigStore;
+  readonly #audiences: ControlAudienceStore;
   readonly #secrets: SecretBox;
   #providers = new Map<string, ProviderRecord[]>();
   #version = -1;
@@ -69,6 +73,7 @@ export class ControlPlane {
     this.#url = deps.url;
     this.#cellUrls = deps.cellUrls;
     this.#config = deps.config;
+    this.#audiences = deps.audiences;
     this.#secrets = deps.secrets;
     this.#clock = deps.clock;
     this.#logger = deps.logger;
@@ -93,6 +98,11 @@ export class ControlPlane {
   /** Providers and templates. */
   get config(): ControlConfigStore {
     return this.#config;
+  }
+
+  /** Custom audience definitions and uploads (members live in the cells). */
+  get audiences(): ControlAudienceStore {
+    return this.#audiences;
   }
 
   /** The providers a project configured (credentials still sealed), from the cache. */

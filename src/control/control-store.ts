@@ -188,7 +188,7 @@ function insertKey(tx: SqlExecutor, record: ApiKeyRecord, hash: string): Promise
   );
 }
 
-function isUniqueViolation(error: unknown): boolean {
+export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }

@@ -40,6 +40,11 @@ export const ERROR_CODES = {
   SEGMENT_EXISTS: 'A segment with this name already exists.',
   SEGMENT_NOT_FOUND: 'No such segment.',
   SEGMENT_IN_USE: 'Another segment refers to this one.',
+  AUDIENCE_EXISTS: 'An audience with this name already exists.',
+  AUDIENCE_NOT_FOUND: 'No such audience.',
+  AUDIENCE_IN_USE: 'A saved segment refers to this audience.',
+  TOO_MANY_MEMBERS: 'A call may carry at most 10,000 members.',
+  IMPORT_NOT_FOUND: 'No such upload.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

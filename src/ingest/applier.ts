@@ -44,6 +44,7 @@ export const DEFAULT_BATCH_BYTES = 16 * 1024 * 1024;
 export const MAX_BATCH_WEIGHT = 20_000;
 
 function weightOf(record: IngestRecord): number {
+  if (record.kind === 'audience.members') return Math.max(1, (record.custom_ids?.length ?? 0) + (record.install_ids?.length ?? 0));
   if (record.kind !== 'send.request') return 1;
   const r = record.recipients;
   return Math.max(1, (r.custom_ids?.length ?? 0) + (r.install_ids?.length ?? 0) + (r.emails?.length ?? 0) + (r.phone_numbers?.length ?? 0));

@@ -174,6 +174,8 @@ export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], 
       for (const customId of r.recipients.custom_ids ?? []) slotFor(r.project_id, customId, true);
       for (const id of r.recipients.install_ids ?? []) sendInstalls.add(installationKeyString(r.project_id, id));
       recordSlots.push(undefined);
+    } else if (r.kind === 'audience.members') {
+      recordSlots.push(undefined); // members are stored by id as given: no profile is read or made
     } else {
       recordSlots.push(slotFor(r.project_id, r.custom_id, r.kind === 'profile.delete' || r.attributes !== undefined));
     }
@@ -247,6 +249,18 @@ export async function planBatch(tx: ApplyTx, records: readonly PlannedRecord[], 
         effects.messages.push(...messages);
         break;
       }
+      case 'audience.members':
+        effects.audiences.push({
+          projectId: record.project_id,
+          audienceId: record.audience_id,
+          op: record.op,
+          version: record.version ?? null,
+          mode: record.mode ?? null,
+          customIds: record.custom_ids ?? [],
+          installIds: record.install_ids ?? [],
+          atMs: record.received_at,
+        });
+        break;
     }
   }
 

@@ -72,7 +72,37 @@ export interface EngagementRecord {
   received_at: number;
 }
 
-export type IngestRecord = ProfileUpdateRecord | InstallationRecord | ProfileDeleteRecord | SendRecord | EngagementRecord;
+/**
+ * A change to a custom audience's members (issue 4). `add` and `remove` change the live set;
+ * `stage` writes rows under a staging `version` (allocated by the control plane, never the live
+ * one) that nobody reads; `commit` stages its own members too, then applies the staged rows in
+ * one store transaction — `replace` makes them the live set, `add`/`remove` merge them into it —
+ * so readers see all of an upload or none of it. `discard` drops an abandoned staging version;
+ * `delete` drops the audience's rows.
+ */
+export interface AudienceMembersRecord {
+  kind: 'audience.members';
+  project_id: string;
+  audience_id: string;
+  op: 'add' | 'remove' | 'stage' | 'commit' | 'discard' | 'delete';
+  version?: number;
+  mode?: 'add' | 'remove' | 'replace';
+  custom_ids?: string[];
+  install_ids?: string[];
+  received_at: number;
+}
+
+const AUDIENCE_OPS = new Set(['add', 'remove', 'stage', 'commit', 'discard', 'delete']);
+const STAGED_OPS = new Set(['stage', 'commit', 'discard']);
+const COMMIT_MODES = new Set(['add', 'remove', 'replace']);
+
+export type IngestRecord =
+  | ProfileUpdateRecord
+  | InstallationRecord
+  | ProfileDeleteRecord
+  | SendRecord
+  | EngagementRecord
+  | AudienceMembersRecord;
 
 export class RecordDecodeError extends Error {
   override name = 'RecordDecodeError';
@@ -116,8 +146,27 @@ export function decodeRecord(payload: string): IngestRecord {
         throw new RecordDecodeError('message.engagement lacks message_id, type or time_ms');
       }
       return value as unknown as EngagementRecord;
+    case 'audience.members':
+      checkAudienceMembers(value);
+      return value as unknown as AudienceMembersRecord;
     default:
       throw new RecordDecodeError(`unknown record kind ${JSON.stringify(kind)}`);
+  }
+}
+
+function checkAudienceMembers(value: Record<string, unknown>): void {
+  const { audience_id: audienceId, op, version, mode } = value;
+  if (typeof audienceId !== 'string' || typeof op !== 'string' || !AUDIENCE_OPS.has(op)) {
+    throw new RecordDecodeError('audience.members lacks audience_id or a known op');
+  }
+  if (STAGED_OPS.has(op) && !(typeof version === 'number' && Number.isInteger(version) && version > 0)) {
+    throw new RecordDecodeError(`audience.members ${op} lacks a staging version`);
+  }
+  if (op === 'commit' && !(typeof mode === 'string' && COMMIT_MODES.has(mode))) throw new RecordDecodeError('audience.members commit lacks a mode');
+  for (const list of [value.custom_ids, value.install_ids]) {
+    if (list !== undefined && !(Array.isArray(list) && list.every((m) => typeof m === 'string'))) {
+      throw new RecordDecodeError('audience.members has malformed member lists');
+    }
   }
 }
 

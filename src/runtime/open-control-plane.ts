@@ -2,6 +2,7 @@ import type { HeraldConfig } from '../config/config.ts';
 import { ControlPlane } from '../control/control-plane.ts';
 import { ControlConfigStore, ControlStore } from '../control/control-store.ts';
 import { SecretBox } from '../control/secret-box.ts';
+import { ControlAudienceStore } from '../control/audience-store.ts';
 import { loadMasterKey } from './master-key.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/logger.ts';
@@ -41,6 +42,7 @@ export async function openControlPlane(
     return await ControlPlane.open({
       store,
       config: new ControlConfigStore(store, db),
+      audiences: new ControlAudienceStore(store, db),
       secrets,
       url,
       cellUrls: (cellId) => backend.cellUrls(url, cellId),

@@ -5,6 +5,7 @@ import type { IngestRecord } from '../ingest/records.ts';
 import { emptyNatives, newProfile, type ProfileState } from '../profiles/profile-model.ts';
 import type { BatchEffects, CellStore } from './cell-store.ts';
 import { emptyEffects, OffsetConflictError } from './cell-store.ts';
+import { runAudienceContract } from './audience.contract.ts';
 
 export interface StoreFixture {
   open(): Promise<CellStore>;
@@ -303,4 +304,6 @@ export function runCellStoreContract(makeFixture: () => Promise<StoreFixture>): 
         await again.close();
       }
     }));
+
+  runAudienceContract((fn) => withStore((store) => fn(store)), applyRecords);
 }

@@ -65,6 +65,8 @@ export interface BatchEffects {
   messages: NewMessage[];
   /** Opens and clicks to record on messages (the earliest of each is kept). */
   engagements: Engagement[];
+  /** Audience member changes, in log order (an add then a remove of the same member must stay in that order). */
+  audiences: AudienceWrite[];
 }
 
 export interface Engagement {
@@ -72,6 +74,34 @@ export interface Engagement {
   messageId: string;
   type: 'opened' | 'clicked';
   atMs: number;
+}
+
+export type AudienceMemberKind = 'custom_id' | 'install_id';
+
+/** One `audience.members` record for the store to write; see AudienceMembersRecord for the ops. */
+export interface AudienceWrite {
+  projectId: string;
+  audienceId: string;
+  op: 'add' | 'remove' | 'stage' | 'commit' | 'discard' | 'delete';
+  /** The staging version of stage, commit and discard. */
+  version: number | null;
+  mode: 'add' | 'remove' | 'replace' | null;
+  customIds: string[];
+  installIds: string[];
+  atMs: number;
+}
+
+/** An audience's live version and how many members it has (audience_versions). */
+export interface AudienceState {
+  audienceId: string;
+  liveVersion: number;
+  memberCount: number;
+  updatedAt: number;
+}
+
+export interface AudienceMember {
+  kind: AudienceMemberKind;
+  member: string;
 }
 
 export interface ApplyStats {
@@ -174,6 +204,10 @@ export interface CellStore extends OutboxStore {
   estimateSegment(projectId: string, segment: Segment, options: TargetingOptions): Promise<SegmentEstimate>;
   /** What the single-profile evaluator needs about one profile; `eventNames` limits the events read. */
   profileFacts(projectId: string, customId: string, options?: { eventNames?: readonly string[] | undefined }): Promise<ProfileFacts | null>;
+  /** The audiences of a project that have members (or had): live version and member count. */
+  audienceStates(projectId: string): Promise<AudienceState[]>;
+  /** The live members of an audience, ordered by (kind, member), after a cursor; one consistent snapshot per call. */
+  audienceMembers(projectId: string, audienceId: string, options: { limit: number; after?: AudienceMember | undefined }): Promise<AudienceMember[]>;
 
   listQuarantine(options: { states: QuarantineState[]; limit: number }): Promise<QuarantineItem[]>;
   getQuarantine(id: number): Promise<QuarantineItem | null>;
@@ -196,5 +230,6 @@ export function emptyEffects(): BatchEffects {
     sends: [],
     messages: [],
     engagements: [],
+    audiences: [],
   };
 }

@@ -108,9 +108,9 @@ export async function loadProfileFacts(
   const installIds = installs.map((i) => String(i.install_id));
   const audiences = await db.query<Row>(
     `SELECT DISTINCT m.audience_id FROM audience_members m
-     JOIN audience_versions av ON av.audience_id = m.audience_id AND av.live_version = m.version
+     JOIN audience_versions av ON av.audience_id = m.audience_id AND av.live_version = m.version AND av.project_id = ?
      WHERE (m.kind = 'custom_id' AND m.member = ?)${installIds.length ? ` OR (m.kind = 'install_id' AND m.member IN (${installIds.map(() => '?').join(', ')}))` : ''}`,
-    [customId, ...installIds],
+    [projectId, customId, ...installIds],
   );
   const activities: ProfileFacts['messages'][number][] = [];
   for (const m of messages) {

@@ -45,7 +45,7 @@ const EstimateView = Type.Object({
   warnings: Type.Optional(Type.Array(Warning)),
 });
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
-const NAME = /^[\p{L}\p{N}][\p{L}\p{N} _.\-:]{0,99}$/u;
+export const NAME = /^[\p{L}\p{N}][\p{L}\p{N} _.\-:]{0,99}$/u;
 
 const view = (s: SegmentRecord, warnings?: Problem[]) => ({
   id: s.id,
@@ -56,13 +56,14 @@ const view = (s: SegmentRecord, warnings?: Problem[]) => ({
   ...(warnings ? { warnings } : {}),
 });
 
-/** Does `tree` refer to one of `refs` (a saved segment's id or name)? */
-function refersTo(tree: unknown, refs: ReadonlySet<string>, depth = 0): boolean {
+/** Does `tree` refer to one of `refs` — a saved segment's id or name, or an audience's name — through `{[kind]: ref}` nodes? */
+export function refersTo(tree: unknown, kind: 'segment' | 'audience', refs: ReadonlySet<string>, depth = 0): boolean {
   if (typeof tree !== 'object' || tree === null || depth > 40) return false;
   const node = tree as Record<string, unknown>;
-  if (typeof node.segment === 'string' && refs.has(node.segment)) return true;
-  for (const key of ['and', 'or'] as const) if (Array.isArray(node[key]) && (node[key] as unknown[]).some((c) => refersTo(c, refs, depth + 1))) return true;
-  return 'not' in node && refersTo(node.not, refs, depth + 1);
+  const ref = node[kind];
+  if (typeof ref === 'string' && refs.has(ref)) return true;
+  for (const key of ['and', 'or'] as const) if (Array.isArray(node[key]) && (node[key] as unknown[]).some((c) => refersTo(c, kind, refs, depth + 1))) return true;
+  return 'not' in node && refersTo(node.not, kind, refs, depth + 1);
 }
 
 /**
@@ -80,9 +81,13 @@ export function registerSavedSegmentRoutes(app: FastifyInstance, deps: ApiDeps):
   };
 
   /** What a tree is checked against: the project's catalog and saved segments. */
-  const contextOf = async (project: ProjectRecord, selfId?: string): Promise<{ ctx: SegmentContext; resolve: (ref: string) => Segment | undefined }> => {
+  const contextOf = async (
+    project: ProjectRecord,
+    selfId?: string,
+  ): Promise<{ ctx: SegmentContext; resolve: (ref: string) => Segment | undefined; audience: (name: string) => string | undefined }> => {
     const catalog = await deps.cells.get(project.cellId).read((store) => store.catalog(project.id));
     const saved = await deps.control.config.listSegments(project.id);
+    const audiences = await deps.control.audiences.audienceIdsByName(project.id);
     const byRef = new Map<string, SegmentRecord>();
     for (const s of saved) {
       byRef.set(s.id, s);
@@ -91,13 +96,14 @@ export function registerSavedSegmentRoutes(app: FastifyInstance, deps: ApiDeps):
     const ctx: SegmentContext = {
       attributeTypes: new Map(catalog.filter((c) => c.kind === 'attribute').map((c) => [c.name, c.type as AttributeType])),
       knownEvents: new Set(catalog.filter((c) => c.kind === 'event').map((c) => c.name)),
+      audienceExists: (name) => audiences.has(name),
       savedSegment: (ref) => {
         const s = byRef.get(ref);
         return s ? { id: s.id, segment: s.definition as Segment } : undefined;
       },
       ...(selfId ? { selfId } : {}),
     };
-    return { ctx, resolve: (ref) => byRef.get(ref)?.definition as Segment | undefined };
+    return { ctx, resolve: (ref) => byRef.get(ref)?.definition as Segment | undefined, audience: (name) => audiences.get(name) };
   };
 
   /** Checks a body against the project's catalog and saved segments; throws 400 with every problem. */
@@ -139,7 +145,7 @@ export function registerSavedSegmentRoutes(app: FastifyInstance, deps: ApiDeps):
       if ((body.segment === undefined) === (body.segment_id === undefined)) {
         throw new HeraldError('VALIDATION_FAILED', { details: [{ path: '', code: 'REQUIRED', message: 'give exactly one of "segment" (a tree) or "segment_id" (a saved segment’s id or name)' }] });
       }
-      const { ctx, resolve } = await contextOf(project);
+      const { ctx, resolve, audience } = await contextOf(project);
       let segment: Segment;
       let warnings: Problem[] = [];
       if (body.segment_id !== undefined) segment = (await find(project.id, body.segment_id)).definition as Segment;
@@ -151,7 +157,7 @@ export function registerSavedSegmentRoutes(app: FastifyInstance, deps: ApiDeps):
       }
       const now = deps.clock.now();
       const started = performance.now();
-      const estimate = await deps.cells.get(project.cellId).read((store) => store.estimateSegment(project.id, segment, { nowMs: now, resolveSegment: resolve }));
+      const estimate = await deps.cells.get(project.cellId).read((store) => store.estimateSegment(project.id, segment, { nowMs: now, resolveSegment: resolve, resolveAudience: audience }));
       return {
         total: estimate.total,
         reachable: estimate.reachable,
@@ -220,7 +226,7 @@ export function registerSavedSegmentRoutes(app: FastifyInstance, deps: ApiDeps):
       const { project } = principalOf(request);
       const existing = await find(project.id, (request.params as { id: string }).id);
       const refs = new Set([existing.id, existing.name]);
-      const users = (await deps.control.config.listSegments(project.id)).filter((s) => s.id !== existing.id && refersTo(s.definition, refs));
+      const users = (await deps.control.config.listSegments(project.id)).filter((s) => s.id !== existing.id && refersTo(s.definition, 'segment', refs));
       if (users.length > 0) {
         throw new HeraldError('SEGMENT_IN_USE', { message: `Segment "${existing.name}" is used by ${users.map((u) => `"${u.name}"`).join(', ')}; change those first.` });
       }

@@ -9,7 +9,7 @@ import { ErrorBody } from '../../ingest/ingest-schemas.ts';
 import type { ApiDeps } from '../api-deps.ts';
 import { principalOf, requireKey } from '../auth.ts';
 import { messageView, MessageView } from '../delivery-views.ts';
-import { appendRecords, parseIngestId } from '../ingest-submit.ts';
+import { appendRecords, waitForQuery } from '../ingest-submit.ts';
 import { intParam, invalidQuery, stringParam } from '../query.ts';
 
 const security = [{ bearerAuth: [] as string[] }];
@@ -76,12 +76,7 @@ export function registerSendRoutes(app: FastifyInstance, deps: ApiDeps, engine: 
       const principal = principalOf(request);
       const { send_id: sendId } = request.params as { send_id: string };
       const runtime = deps.cells.get(principal.project.cellId);
-      const waitFor = stringParam(request.query, 'wait_for');
-      if (waitFor !== undefined) {
-        const parsed = parseIngestId(waitFor);
-        if (!parsed || parsed.cellId !== runtime.cell.id) throw invalidQuery('wait_for', 'is not an ingest_id of this project');
-        await runtime.waitForApplied(parsed.seq, 5_000);
-      }
+      await waitForQuery(runtime, request.query);
       const limit = intParam(request.query, 'limit', 100, 1, 1000);
       const cursor = stringParam(request.query, 'cursor');
       const report = await runtime.read((store) => store.getSend(principal.project.id, sendId));

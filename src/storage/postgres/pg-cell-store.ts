@@ -15,6 +15,10 @@ import { estimateSegment, matchedFromRow, matchingQuery, type MatchedProfile, ty
 
 /** Hash tables for the segment subqueries: large enough that PostgreSQL hashes them instead of re-running them. */
 const TARGETING_WORK_MEM = "SET LOCAL work_mem = '256MB'";
+import { writeAudienceChanges } from '../audience-writes.ts';
+import { readAudienceMembers, readAudienceStates } from '../sql-audience-reads.ts';
+import { pgAudienceRows } from './pg-audience-rows.ts';
+import type { AudienceMember, AudienceState } from '../cell-store.ts';
 
 type Row = Record<string, unknown>;
 
@@ -91,6 +95,14 @@ export class PgCellStore extends SqlCellStoreReads implements CellStore {
     });
   }
 
+  audienceStates(projectId: string): Promise<AudienceState[]> {
+    return readAudienceStates(this.db, projectId);
+  }
+
+  audienceMembers(projectId: string, audienceId: string, options: { limit: number; after?: AudienceMember | undefined }): Promise<AudienceMember[]> {
+    return readAudienceMembers(this.db, projectId, audienceId, options);
+  }
+
   applyBatch(
     logId: string,
     fromSeq: number,
@@ -151,6 +163,7 @@ export class PgCellStore extends SqlCellStoreReads implements CellStore {
         },
       });
       const stats = await writeEffects(tx, logId, effects);
+      if (effects.audiences.length > 0) await writeAudienceChanges(pgAudienceRows(tx), effects.audiences);
       await tx.queryNative('UPDATE ingest_offsets SET applied_seq = $1, updated_at = $2 WHERE log_id = $3', [
         toSeq,
         Date.now(),

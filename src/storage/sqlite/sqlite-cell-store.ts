@@ -32,6 +32,10 @@ import {
   type TargetingOptions,
 } from '../../targeting/targeting-reads.ts';
 import { readBatch, sqliteParams, type ReadQueryRunner } from '../query-runner.ts';
+import { writeAudienceChanges, type AudienceRows } from '../audience-writes.ts';
+import { readAudienceMembers, readAudienceStates } from '../sql-audience-reads.ts';
+import { prepareAudienceRows } from './sqlite-audience-rows.ts';
+import type { AudienceMember, AudienceState } from '../cell-store.ts';
 
 type Row = Record<string, unknown>;
 
@@ -46,6 +50,7 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
   readonly #sqlite: SqliteDb;
   #runner: ReadQueryRunner;
   #statements: ReturnType<typeof prepare> | undefined;
+  #audienceRows: AudienceRows | undefined;
 
   private constructor(db: SqliteDb) {
     super(db);
@@ -105,6 +110,14 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
     return estimateFromRow((await this.#runner.all(q.text, q.params))[0]);
   }
 
+  audienceStates(projectId: string): Promise<AudienceState[]> {
+    return readAudienceStates(this.db, projectId);
+  }
+
+  audienceMembers(projectId: string, audienceId: string, options: { limit: number; after?: AudienceMember | undefined }): Promise<AudienceMember[]> {
+    return readAudienceMembers(this.db, projectId, audienceId, options);
+  }
+
   #prepared(): ReturnType<typeof prepare> {
     this.#statements ??= prepare(this.#sqlite.raw);
     return this.#statements;
@@ -129,6 +142,10 @@ export class SqliteCellStore extends SqlCellStoreReads implements CellStore {
         loadSuppressed: (projectId, channel, addresses) => Promise.resolve(loadSuppressed(s, projectId, channel, addresses)),
       });
       const stats = writeEffects(s, logId, effects);
+      if (effects.audiences.length > 0) {
+        this.#audienceRows ??= prepareAudienceRows(this.#sqlite.raw);
+        await writeAudienceChanges(this.#audienceRows, effects.audiences);
+      }
       s.putOffset.run(logId, toSeq, Date.now());
       return stats;
     });
