@@ -420,15 +420,16 @@ class SegmentCompiler {
   }
 
   /**
-   * Installations (`i`) a push reaches: permission, a token or subscription, no provider refusal.
-   * Every column is in installations_reachable (the two IS NOT NULL as expressions on SQLite), so
-   * the set is read from the index alone.
+   * Installations (`i`) a push reaches: permission, a token (apps) or a subscription (browsers),
+   * no provider refusal — the send planner's rule. The partial index installations_reachable holds
+   * exactly these rows (a browser never has a token nor an app a subscription: the API refuses both).
    */
   pushReachable(platform: string | undefined): Fragment {
     const on = platform ? sql` AND i.platform = ${platform}` : raw('');
     return sql`i.project_id = ${this.ctx.projectId}${on}
       AND i.push_enabled = ${raw(this.d.trueValue)} AND i.push_disabled_reason IS NULL AND i.profile_id IS NOT NULL
-      AND ((i.platform = 'web' AND (i.web_push IS NOT NULL)) OR (i.platform <> 'web' AND (i.push_token IS NOT NULL)))`;
+      AND (i.push_token IS NOT NULL OR i.web_push IS NOT NULL)
+      AND ((i.platform = 'web' AND i.web_push IS NOT NULL) OR (i.platform <> 'web' AND i.push_token IS NOT NULL))`;
   }
 
   message(c: MessageCondition): Fragment {

@@ -143,8 +143,8 @@ export const SQLITE_STORE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_name_time ON events (name, time, profile_id);
       CREATE INDEX event_counts_name ON event_counts (name, count, profile_id);
       CREATE INDEX profiles_project_timezone ON profiles (project_id, timezone);
-      CREATE INDEX installations_reachable ON installations
-        (project_id, platform, push_enabled, push_disabled_reason, profile_id, (push_token IS NOT NULL), (web_push IS NOT NULL));
+      CREATE INDEX installations_reachable ON installations (project_id, platform, profile_id)
+        WHERE push_enabled = 1 AND push_disabled_reason IS NULL AND (push_token IS NOT NULL OR web_push IS NOT NULL);
       -- Custom audiences: the members of each version; a replace writes a new version and moves
       -- audience_versions.live_version in the same transaction, so readers see all or nothing.
       CREATE TABLE audience_versions (
