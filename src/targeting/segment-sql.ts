@@ -421,15 +421,12 @@ class SegmentCompiler {
 
   /**
    * Installations (`i`) a push reaches: permission, a token (apps) or a subscription (browsers),
-   * no provider refusal — the send planner's rule. The partial index installations_reachable holds
-   * exactly these rows (a browser never has a token nor an app a subscription: the API refuses both).
+   * no provider refusal — the send planner's rule, kept by the store as the generated column
+   * `push_reachable` and read from installations_reachable alone.
    */
   pushReachable(platform: string | undefined): Fragment {
     const on = platform ? sql` AND i.platform = ${platform}` : raw('');
-    return sql`i.project_id = ${this.ctx.projectId}${on}
-      AND i.push_enabled = ${raw(this.d.trueValue)} AND i.push_disabled_reason IS NULL AND i.profile_id IS NOT NULL
-      AND (i.push_token IS NOT NULL OR i.web_push IS NOT NULL)
-      AND ((i.platform = 'web' AND i.web_push IS NOT NULL) OR (i.platform <> 'web' AND i.push_token IS NOT NULL))`;
+    return sql`i.project_id = ${this.ctx.projectId} AND i.push_reachable = ${raw(this.d.trueValue)}${on} AND i.profile_id IS NOT NULL`;
   }
 
   message(c: MessageCondition): Fragment {

@@ -92,7 +92,7 @@ export async function loadProfileFacts(
   const eventFilter = names === undefined ? '' : names.length === 0 ? ' AND 1 = 0' : ` AND name IN (${names.map(() => '?').join(', ')})`;
   const [installs, events, suppressed, messages] = await Promise.all([
     db.query<Row>(
-      'SELECT install_id, platform, push_enabled, push_disabled_reason, push_token, web_push FROM installations WHERE project_id = ? AND profile_id = ?',
+      'SELECT install_id, platform, push_enabled, push_reachable FROM installations WHERE project_id = ? AND profile_id = ?',
       [projectId, id],
     ),
     db.query<Row>(`SELECT name, time, attributes FROM events WHERE profile_id = ?${eventFilter}`, [id, ...(names ?? [])]),
@@ -134,11 +134,11 @@ export async function loadProfileFacts(
     customId,
     natives: profile.natives,
     attributes: profile.attributes,
-    installations: installs.map((i) => {
-      const platform = String(i.platform) as 'ios' | 'android' | 'web';
-      const hasAddress = platform === 'web' ? i.web_push !== null && i.web_push !== undefined : i.push_token !== null && i.push_token !== undefined;
-      return { platform, pushEnabled: i.push_enabled === true || i.push_enabled === 1, reachable: hasAddress && (i.push_disabled_reason ?? null) === null };
-    }),
+    installations: installs.map((i) => ({
+      platform: String(i.platform) as 'ios' | 'android' | 'web',
+      pushEnabled: i.push_enabled === true || i.push_enabled === 1,
+      reachable: i.push_reachable === true || i.push_reachable === 1,
+    })),
     emailSuppressed: suppressed.some((s) => s.channel === 'email'),
     phoneSuppressed: suppressed.some((s) => s.channel === 'sms'),
     events: events.map((e) => ({ name: String(e.name), time: readInt(e.time), attributes: readJson<Record<string, unknown> | null>(e.attributes, null) })),

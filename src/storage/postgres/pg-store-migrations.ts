@@ -141,8 +141,11 @@ export const PG_STORE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_name_time ON events (name, time, profile_id);
       CREATE INDEX event_counts_name ON event_counts (name, count, profile_id);
       CREATE INDEX profiles_project_timezone ON profiles (project_id, timezone);
-      CREATE INDEX installations_reachable ON installations (project_id, platform, profile_id)
-        WHERE push_enabled AND push_disabled_reason IS NULL AND (push_token IS NOT NULL OR web_push IS NOT NULL);
+      -- Whether a push reaches an installation (permission, a token or subscription, no provider
+      -- refusal), kept by PostgreSQL itself, so reachability is read from an index alone.
+      ALTER TABLE installations ADD COLUMN push_reachable BOOLEAN GENERATED ALWAYS AS
+        (push_enabled AND push_disabled_reason IS NULL AND (push_token IS NOT NULL OR web_push IS NOT NULL)) STORED;
+      CREATE INDEX installations_reachable ON installations (project_id, push_reachable, platform, profile_id);
       -- Custom audiences: the members of each version; a replace writes a new version and moves
       -- audience_versions.live_version in the same transaction, so readers see all or nothing.
       CREATE TABLE audience_versions (

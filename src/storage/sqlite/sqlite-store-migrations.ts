@@ -143,8 +143,33 @@ export const SQLITE_STORE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_name_time ON events (name, time, profile_id);
       CREATE INDEX event_counts_name ON event_counts (name, count, profile_id);
       CREATE INDEX profiles_project_timezone ON profiles (project_id, timezone);
-      CREATE INDEX installations_reachable ON installations (project_id, platform, profile_id)
-        WHERE push_enabled = 1 AND push_disabled_reason IS NULL AND (push_token IS NOT NULL OR web_push IS NOT NULL);
+      -- Whether a push reaches an installation (permission, a token or subscription, no provider
+      -- refusal), as a stored column kept by SQLite itself, so reachability is read from an index
+      -- alone. SQLite adds stored generated columns only by rebuilding the table.
+      CREATE TABLE installations_v3 (
+        project_id TEXT NOT NULL,
+        install_id TEXT NOT NULL,
+        profile_id INTEGER,
+        platform TEXT NOT NULL,
+        push_token TEXT,
+        web_push TEXT,
+        push_enabled INTEGER NOT NULL DEFAULT 0,
+        app_version TEXT,
+        last_seen_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        push_disabled_reason TEXT,
+        push_reachable INTEGER GENERATED ALWAYS AS
+          (push_enabled = 1 AND push_disabled_reason IS NULL AND (push_token IS NOT NULL OR web_push IS NOT NULL)) STORED,
+        PRIMARY KEY (project_id, install_id)) WITHOUT ROWID;
+      INSERT INTO installations_v3 (project_id, install_id, profile_id, platform, push_token, web_push, push_enabled,
+          app_version, last_seen_at, created_at, updated_at, push_disabled_reason)
+        SELECT project_id, install_id, profile_id, platform, push_token, web_push, push_enabled,
+          app_version, last_seen_at, created_at, updated_at, push_disabled_reason FROM installations;
+      DROP TABLE installations;
+      ALTER TABLE installations_v3 RENAME TO installations;
+      CREATE INDEX installations_profile ON installations (profile_id);
+      CREATE INDEX installations_reachable ON installations (project_id, push_reachable, platform, profile_id);
       -- Custom audiences: the members of each version; a replace writes a new version and moves
       -- audience_versions.live_version in the same transaction, so readers see all or nothing.
       CREATE TABLE audience_versions (
