@@ -5,7 +5,7 @@
  */
 import type { Segment } from '../../src/targeting/segment-model.ts';
 import type { SegmentEstimate, TargetingOptions } from '../../src/targeting/targeting-reads.ts';
-import { eventNamesOf } from '../../src/targeting/targeting-reads.ts';
+import { eventNeeds } from '../../src/targeting/targeting-reads.ts';
 import { evaluateSegment } from '../../src/targeting/evaluate-profile.ts';
 import { SqliteCellStore } from '../../src/storage/sqlite/sqlite-cell-store.ts';
 import { ThreadedSqliteReader } from '../../src/runtime/sqlite-query-runner.ts';
@@ -22,7 +22,7 @@ export interface MatchedBatch {
 }
 
 export class HeraldTargeting {
-  readonly #eventNames = new WeakMap<Segment, string[]>();
+  readonly #eventNeeds = new WeakMap<Segment, Map<string, number | null>>();
 
   private constructor(
     private readonly store: SqliteCellStore,
@@ -54,12 +54,12 @@ export class HeraldTargeting {
 
   /** Is this profile in the segment now? null when there is no such profile. */
   async isMember(customId: string, segment: Segment): Promise<boolean | null> {
-    let eventNames = this.#eventNames.get(segment);
-    if (!eventNames) {
-      eventNames = [...eventNamesOf(segment, this.options.resolveSegment)];
-      this.#eventNames.set(segment, eventNames);
+    let events = this.#eventNeeds.get(segment);
+    if (!events) {
+      events = eventNeeds(segment, this.options.nowMs, this.options.resolveSegment);
+      this.#eventNeeds.set(segment, events);
     }
-    const facts = await this.store.profileFacts(this.projectId, customId, { eventNames });
+    const facts = await this.store.profileFacts(this.projectId, customId, { events });
     if (!facts) return null;
     return evaluateSegment(segment, facts, {
       nowMs: this.options.nowMs,

@@ -76,11 +76,10 @@ export async function heraldRun(
  * SMS: an address, marketing consent, not suppressed) — what Herald's estimate answers.
  */
 export function rawEstimate(db: Database.Database, query: RawQuery, projectId: string): SegmentEstimate {
-  const address = "(CASE WHEN platform = 'web' THEN web_push IS NOT NULL ELSE push_token IS NOT NULL END)";
-  // Uncorrelated subqueries (the project is a bound parameter): each list is built once.
+  // Uncorrelated subqueries (the project is a bound parameter): each list is built once, from the
+  // store's push_reachable column (permission, a token or subscription, no refusal) and its index.
   const push = (platform: string | null): string =>
-    `p.id IN (SELECT profile_id FROM installations WHERE project_id = :project${platform ? ` AND platform = '${platform}'` : ''}
-       AND push_enabled = 1 AND push_disabled_reason IS NULL AND ${address})`;
+    `p.id IN (SELECT profile_id FROM installations WHERE project_id = :project AND push_reachable = 1${platform ? ` AND platform = '${platform}'` : ''})`;
   const consented = (column: string, consent: string, channel: string): string =>
     `(p.${column} IS NOT NULL AND p.${consent} = 'subscribed'
       AND p.${column} NOT IN (SELECT address FROM suppressions WHERE project_id = :project AND channel = '${channel}'))`;

@@ -131,9 +131,7 @@ export const BENCH_SEGMENTS: readonly BenchSegment[] = [
     raw: {
       sql: `SELECT p.id, p.custom_id FROM profiles p
        WHERE p.project_id = ? AND p.language IN ('en', 'fr')
-         AND (p.id IN (SELECT profile_id FROM installations
-                       WHERE project_id = ? AND platform = 'ios' AND push_enabled = 1 AND push_disabled_reason IS NULL
-                         AND push_token IS NOT NULL)
+         AND (p.id IN (SELECT profile_id FROM installations WHERE project_id = ? AND push_reachable = 1 AND platform = 'ios')
               OR (p.email IS NOT NULL AND p.email_marketing = 'subscribed'
                   AND p.email NOT IN (SELECT address FROM suppressions WHERE project_id = ? AND channel = 'email')))
        ORDER BY p.id`,

@@ -202,8 +202,8 @@ export interface CellStore extends OutboxStore {
   matchingProfiles(projectId: string, segment: Segment, options: TargetingOptions): AsyncIterable<MatchedProfile[]>;
   /** How many profiles the segment holds, and how many each channel reaches. */
   estimateSegment(projectId: string, segment: Segment, options: TargetingOptions): Promise<SegmentEstimate>;
-  /** What the single-profile evaluator needs about one profile; `eventNames` limits the events read. */
-  profileFacts(projectId: string, customId: string, options?: { eventNames?: readonly string[] | undefined }): Promise<ProfileFacts | null>;
+  /** What the single-profile evaluator needs about one profile; `events` (from `eventNeeds`) limits the events read. */
+  profileFacts(projectId: string, customId: string, options?: { events?: ReadonlyMap<string, number | null> | undefined }): Promise<ProfileFacts | null>;
   /** The audiences of a project that have members (or had): live version and member count. */
   audienceStates(projectId: string): Promise<AudienceState[]>;
   /** The live members of an audience, ordered by (kind, member), after a cursor; one consistent snapshot per call. */

@@ -130,7 +130,7 @@ export abstract class SqlCellStoreReads {
     return estimateSegment(this.db, this.targetingDialect, projectId, segment, options);
   }
 
-  profileFacts(projectId: string, customId: string, options: { eventNames?: readonly string[] | undefined } = {}): Promise<ProfileFacts | null> {
+  profileFacts(projectId: string, customId: string, options: { events?: ReadonlyMap<string, number | null> | undefined } = {}): Promise<ProfileFacts | null> {
     return loadProfileFacts(this.db, projectId, customId, options);
   }
 

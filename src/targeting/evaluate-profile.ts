@@ -21,7 +21,17 @@ export interface ProfileFacts {
   /** Whether the profile's email address / phone number is suppressed (hard bounce, STOP). */
   emailSuppressed: boolean;
   phoneSuppressed: boolean;
+  /**
+   * Events with their attributes. A store-loaded profile may hold only those a segment needs
+   * (see `eventNeeds`): the names it mentions, from the earliest instant a window reaches.
+   */
   events: readonly { name: string; time: number; attributes: Readonly<Record<string, unknown>> | null }[];
+  /**
+   * The per-name aggregate (count, first and last time of all events ever), as the store keeps it
+   * with the events. When present it answers conditions without a window or filters, exactly as
+   * the bulk compiler does; when absent they are counted from `events`.
+   */
+  eventCounts?: ReadonlyMap<string, { count: number; firstAt: number; lastAt: number }> | undefined;
   audiences: ReadonlySet<string>;
   messages: readonly { activity: MessageActivity; at: number; campaign?: string; automation?: string; template?: string; send?: string }[];
 }
@@ -177,16 +187,28 @@ function matchingEvents(name: string, where: readonly AttributeCondition[] | und
   );
 }
 
+const unfiltered = (where: readonly AttributeCondition[] | undefined): boolean => where === undefined || where.length === 0;
+
 function eventMatches(c: EventCondition, facts: ProfileFacts, nowMs: number): boolean {
-  const n = matchingEvents(c.event, c.where, facts, nowMs).filter((e) => inWindow(e.time, c.window, nowMs)).length;
+  const n =
+    facts.eventCounts && c.window === undefined && unfiltered(c.where)
+      ? (facts.eventCounts.get(c.event)?.count ?? 0)
+      : matchingEvents(c.event, c.where, facts, nowMs).filter((e) => inWindow(e.time, c.window, nowMs)).length;
   const count = c.count ?? { op: 'gte', value: 1 };
   return count.op === 'gte' ? n >= count.value : count.op === 'lte' ? n <= count.value : n === count.value;
 }
 
 function occurrenceMatches(c: OccurrenceCondition, facts: ProfileFacts, nowMs: number): boolean {
-  const times = matchingEvents(c.event, c.where, facts, nowMs).map((e) => e.time);
-  if (times.length === 0) return false;
-  const t = c.occurrence === 'first' ? times.reduce((a, b) => Math.min(a, b)) : times.reduce((a, b) => Math.max(a, b));
+  let t: number;
+  if (facts.eventCounts && unfiltered(c.where)) {
+    const agg = facts.eventCounts.get(c.event);
+    if (!agg) return false;
+    t = c.occurrence === 'first' ? agg.firstAt : agg.lastAt;
+  } else {
+    const times = matchingEvents(c.event, c.where, facts, nowMs).map((e) => e.time);
+    if (times.length === 0) return false;
+    t = c.occurrence === 'first' ? times.reduce((a, b) => Math.min(a, b)) : times.reduce((a, b) => Math.max(a, b));
+  }
   const at = typeof c.value === 'string' ? (parseInstant(c.value) ?? 0) : nowMs - c.value.days_ago * DAY_MS;
   return c.op === 'before' ? t < at : t > at;
 }

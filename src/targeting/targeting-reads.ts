@@ -3,6 +3,7 @@ import { readInt, readJson, readOptionalInt } from '../storage/sql.ts';
 import { profileFromRow } from '../storage/sql-cell-store-reads.ts';
 import type { ProfileFacts } from './evaluate-profile.ts';
 import type { Segment } from './segment-model.ts';
+import { DAY_MS, parseInstant } from './instant.ts';
 import { estimateQuery, matchingProfilesQuery, needsTimeZones, type CompileContext, type TargetingDialect } from './segment-sql.ts';
 import type { Fragment } from './sql-fragment.ts';
 
@@ -79,7 +80,7 @@ export async function loadProfileFacts(
   db: SqlExecutor,
   projectId: string,
   customId: string,
-  options: { eventNames?: readonly string[] | undefined } = {},
+  options: { events?: ReadonlyMap<string, number | null> | undefined } = {},
 ): Promise<ProfileFacts | null> {
   const rows = await db.query<Row>(
     'SELECT id, project_id, custom_id, email, email_marketing, phone, sms_marketing, language, region, timezone, attributes, created_at, updated_at FROM profiles WHERE project_id = ? AND custom_id = ?',
@@ -88,14 +89,27 @@ export async function loadProfileFacts(
   if (!rows[0]) return null;
   const profile = profileFromRow(rows[0]);
   const id = profile.id!;
-  const names = options.eventNames;
-  const eventFilter = names === undefined ? '' : names.length === 0 ? ' AND 1 = 0' : ` AND name IN (${names.map(() => '?').join(', ')})`;
-  const [installs, events, suppressed, messages] = await Promise.all([
+  // Only the events the segment looks at: each needed name from the earliest instant it needs
+  // (events_profile_time reads just that range); everything when no segment says.
+  const needs = options.events;
+  const eventParams: (string | number)[] = [];
+  let eventFilter = '';
+  if (needs !== undefined) {
+    const clauses = [...needs].map(([name, from]) => {
+      eventParams.push(name);
+      if (from === null) return '(name = ?)';
+      eventParams.push(from);
+      return '(name = ? AND time >= ?)';
+    });
+    eventFilter = clauses.length === 0 ? ' AND 1 = 0' : ` AND (${clauses.join(' OR ')})`;
+  }
+  const [installs, events, counts, suppressed, messages] = await Promise.all([
     db.query<Row>(
       'SELECT install_id, platform, push_enabled, push_reachable FROM installations WHERE project_id = ? AND profile_id = ?',
       [projectId, id],
     ),
-    db.query<Row>(`SELECT name, time, attributes FROM events WHERE profile_id = ?${eventFilter}`, [id, ...(names ?? [])]),
+    db.query<Row>(`SELECT name, time, attributes FROM events WHERE profile_id = ?${eventFilter}`, [id, ...eventParams]),
+    db.query<Row>('SELECT name, count, first_at, last_at FROM event_counts WHERE profile_id = ?', [id]),
     db.query<Row>(
       "SELECT channel FROM suppressions WHERE project_id = ? AND ((channel = 'email' AND address = ?) OR (channel = 'sms' AND address = ?))",
       [projectId, profile.natives.email ?? '', profile.natives.phone ?? ''],
@@ -142,21 +156,43 @@ export async function loadProfileFacts(
     emailSuppressed: suppressed.some((s) => s.channel === 'email'),
     phoneSuppressed: suppressed.some((s) => s.channel === 'sms'),
     events: events.map((e) => ({ name: String(e.name), time: readInt(e.time), attributes: readJson<Record<string, unknown> | null>(e.attributes, null) })),
+    eventCounts: new Map(counts.map((c) => [String(c.name), { count: readInt(c.count), firstAt: readInt(c.first_at), lastAt: readInt(c.last_at) }])),
     audiences: new Set(audiences.map((a) => String(a.audience_id))),
     messages: activities,
   };
 }
 
-/** The event names a segment's event and occurrence conditions mention (saved segments followed). */
-export function eventNamesOf(segment: Segment, resolve?: (ref: string) => Segment | undefined, out = new Set<string>(), seen = new Set<string>()): Set<string> {
-  if ('and' in segment) segment.and.forEach((s) => eventNamesOf(s, resolve, out, seen));
-  else if ('or' in segment) segment.or.forEach((s) => eventNamesOf(s, resolve, out, seen));
-  else if ('not' in segment) eventNamesOf(segment.not, resolve, out, seen);
-  else if ('event' in segment) out.add(segment.event);
-  else if ('segment' in segment && resolve && !seen.has(segment.segment)) {
+/**
+ * Which events the single evaluator needs for a segment: per event name, the earliest instant any
+ * of its conditions looks at (`null`: all of them). Conditions without a window or filters are
+ * answered by the per-profile aggregate and need no events at all.
+ */
+export function eventNeeds(
+  segment: Segment,
+  nowMs: number,
+  resolve?: (ref: string) => Segment | undefined,
+  out = new Map<string, number | null>(),
+  seen = new Set<string>(),
+): Map<string, number | null> {
+  const need = (name: string, from: number | null): void => {
+    const had = out.get(name);
+    out.set(name, had === null || from === null ? null : had === undefined ? from : Math.min(had, from));
+  };
+  if ('and' in segment) segment.and.forEach((s) => eventNeeds(s, nowMs, resolve, out, seen));
+  else if ('or' in segment) segment.or.forEach((s) => eventNeeds(s, nowMs, resolve, out, seen));
+  else if ('not' in segment) eventNeeds(segment.not, nowMs, resolve, out, seen);
+  else if ('occurrence' in segment) {
+    if (segment.where !== undefined && segment.where.length > 0) need(segment.event, null);
+  } else if ('event' in segment) {
+    const filtered = segment.where !== undefined && segment.where.length > 0;
+    const w = segment.window;
+    if (w === undefined) {
+      if (filtered) need(segment.event, null);
+    } else need(segment.event, 'last_days' in w ? nowMs - w.last_days * DAY_MS : (parseInstant(w.from) ?? 0));
+  } else if ('segment' in segment && resolve && !seen.has(segment.segment)) {
     seen.add(segment.segment);
     const saved = resolve(segment.segment);
-    if (saved) eventNamesOf(saved, resolve, out, seen);
+    if (saved) eventNeeds(saved, nowMs, resolve, out, seen);
   }
   return out;
 }
