@@ -277,6 +277,10 @@ async function load(b: Backend, projectId: string, profiles: GenProfile[], nowMs
       if (m.state === 'sent') await b.exec("UPDATE messages SET state = 'sent', sent_at = ? WHERE id = ?", [nowMs - m.agoMs + 1000, id]);
       if (m.state === 'failed') await b.exec("UPDATE messages SET state = 'failed' WHERE id = ?", [id]);
     }
+    // A token the provider refused (as the delivery feedback records it): the installation is no longer reachable.
+    for (const [i, inst] of p.installs.entries()) {
+      if (inst.disabled) await b.exec("UPDATE installations SET push_disabled_reason = 'BadDeviceToken' WHERE project_id = ? AND install_id = ?", [projectId, `${p.customId}-i${i}`]);
+    }
     if (p.suppressEmail && p.natives.email) await b.exec("INSERT INTO suppressions (project_id, channel, address, reason, created_at) VALUES (?, 'email', ?, 'bounce', ?) ON CONFLICT DO NOTHING", [projectId, p.natives.email, nowMs]);
     if (p.suppressPhone && p.natives.phone) await b.exec("INSERT INTO suppressions (project_id, channel, address, reason, created_at) VALUES (?, 'sms', ?, 'STOP', ?) ON CONFLICT DO NOTHING", [projectId, p.natives.phone, nowMs]);
     for (const a of p.audiences) {
