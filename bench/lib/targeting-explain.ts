@@ -4,7 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import { openSqliteDb } from '../../src/storage/sqlite/sqlite-db.ts';
-import { SQLITE_DIALECT } from '../../src/targeting/segment-sql.ts';
+import { SQLITE_DIALECT } from '../../src/targeting/sql-dialects.ts';
 import { matchingQuery, type TargetingOptions } from '../../src/targeting/targeting-reads.ts';
 import type { BenchSegment } from './targeting-segments.ts';
 

@@ -19,7 +19,7 @@ import { SqlOutbox } from './sql-outbox.ts';
 import type { CatalogEntry, StoreCapabilities } from './cell-store.ts';
 import { readInt, readJson, readOptionalInt } from './sql.ts';
 import type { Segment } from '../targeting/segment-model.ts';
-import type { TargetingDialect } from '../targeting/segment-sql.ts';
+import type { TargetingDialect } from '../targeting/sql-dialects.ts';
 import type { ProfileFacts } from '../targeting/evaluate-profile.ts';
 import {
   estimateSegment,

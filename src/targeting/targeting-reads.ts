@@ -4,7 +4,8 @@ import { profileFromRow } from '../storage/sql-cell-store-reads.ts';
 import type { ProfileFacts } from './evaluate-profile.ts';
 import type { Segment } from './segment-model.ts';
 import { DAY_MS, parseInstant } from './instant.ts';
-import { estimateQuery, matchingProfilesQuery, needsTimeZones, type CompileContext, type TargetingDialect } from './segment-sql.ts';
+import { estimateQuery, matchingProfilesQuery, needsTimeZones, type CompileContext } from './segment-sql.ts';
+import type { TargetingDialect } from './sql-dialects.ts';
 import type { Fragment } from './sql-fragment.ts';
 
 type Row = Record<string, unknown>;

@@ -10,7 +10,7 @@ import { engagementStatements, INSERT_SEND_SQL, messageParams, sendParams } from
 import { PG_MIGRATION_LOCK } from './pg-ingest-log.ts';
 import { isPgUnavailable, numberPlaceholders, openPgDb, type PgDb, type PgTx } from './pg-db.ts';
 import type { Segment } from '../../targeting/segment-model.ts';
-import { POSTGRES_DIALECT } from '../../targeting/segment-sql.ts';
+import { POSTGRES_DIALECT } from '../../targeting/sql-dialects.ts';
 import { estimateSegment, matchedFromRow, matchingQuery, type MatchedProfile, type SegmentEstimate, type TargetingOptions } from '../../targeting/targeting-reads.ts';
 
 /** Hash tables for the segment subqueries: large enough that PostgreSQL hashes them instead of re-running them. */

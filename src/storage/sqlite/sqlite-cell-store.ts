@@ -20,7 +20,8 @@ import { SQLITE_STORE_MIGRATIONS } from './sqlite-store-migrations.ts';
 import { engagementStatements, INSERT_EVENT_SQL, INSERT_MESSAGE_SQL, INSERT_SEND_SQL, messageParams, sendParams } from '../sql-outbox.ts';
 import { isSqliteUnavailable, openSqlite, openSqliteDb, type SqliteDb } from './sqlite-db.ts';
 import type { Segment } from '../../targeting/segment-model.ts';
-import { estimateQuery, SQLITE_DIALECT as DIALECT } from '../../targeting/segment-sql.ts';
+import { estimateQuery } from '../../targeting/segment-sql.ts';
+import { SQLITE_DIALECT as DIALECT } from '../../targeting/sql-dialects.ts';
 import type { SqlValue } from '../sql.ts';
 import {
   compileContext,
