@@ -15,6 +15,7 @@ const ENTRIES = {
   'applier-thread': 'src/runtime/applier-thread.ts',
   'log-writer-thread': 'src/runtime/log-writer-thread.ts',
   'delivery-thread': 'src/runtime/delivery-thread.ts',
+  'orchestrator-thread': 'src/runtime/orchestrator-thread.ts',
   'sqlite-query-thread': 'src/runtime/sqlite-query-thread.ts',
 };
 

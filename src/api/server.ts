@@ -16,6 +16,7 @@ import { registerProviderRoutes } from './routes/provider-routes.ts';
 import { registerSandboxRoutes } from './routes/sandbox-routes.ts';
 import { registerCallbackRoutes } from './routes/callback-routes.ts';
 import { registerAudienceRoutes } from './routes/audience-routes.ts';
+import { registerCampaignRoutes } from './routes/campaign-routes.ts';
 import { registerAudienceUploadRoutes } from './routes/audience-upload-routes.ts';
 import { AudienceUploadJobs } from './audience-upload-job.ts';
 import { TemplateEngine } from '../delivery/templates/template-engine.ts';
@@ -85,6 +86,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions): Promis
   registerSendRoutes(app, deps, templates);
   registerTemplateRoutes(app, deps, templates);
   registerSavedSegmentRoutes(app, deps);
+  registerCampaignRoutes(app, deps, templates);
   registerEngagementRoutes(app, deps);
   const uploads = new AudienceUploadJobs({ control: deps.control, cells: deps.cells, clock: deps.clock, logger: app.log });
   app.addHook('onClose', async () => uploads.close());

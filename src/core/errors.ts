@@ -45,6 +45,11 @@ export const ERROR_CODES = {
   AUDIENCE_IN_USE: 'A saved segment refers to this audience.',
   TOO_MANY_MEMBERS: 'A call may carry at most 10,000 members.',
   IMPORT_NOT_FOUND: 'No such upload.',
+  // Orchestration
+  CAMPAIGN_NOT_FOUND: 'No such campaign.',
+  CAMPAIGN_EXISTS: 'A campaign or automation with this name already exists.',
+  CAMPAIGN_STATE: 'The campaign is not in a state that allows this action.',
+  CAMPAIGN_CHANGED: 'The campaign changed while this request was handled; read it again and retry.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

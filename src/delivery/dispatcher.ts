@@ -46,6 +46,8 @@ export interface DispatcherOptions {
   sendTimeoutMs?: number;
   /** The one-click unsubscribe URL for a marketing email, if Herald can serve one. */
   unsubscribeUrl?: (message: OutboxMessage) => string | undefined;
+  /** Renders claimed campaign/journey messages (content still a template); a failure fails that message. */
+  prepare?: (messages: readonly OutboxMessage[]) => Promise<Map<string, { ok: true } | { ok: false; code: string; reason: string }>>;
 }
 
 const RETRY: RetryPolicy = { initialMs: 1_000, maxMs: 300_000, multiplier: 2 };
@@ -89,7 +91,7 @@ export interface DispatcherStats {
  * Messages past `expires_at` are never sent (I6). Outcomes are written in small batches.
  */
 export class Dispatcher {
-  readonly #o: Required<Omit<DispatcherOptions, 'unsubscribeUrl'>> & Pick<DispatcherOptions, 'unsubscribeUrl'>;
+  readonly #o: Required<Omit<DispatcherOptions, 'unsubscribeUrl' | 'prepare'>> & Pick<DispatcherOptions, 'unsubscribeUrl' | 'prepare'>;
   readonly #lanes = new Map<string, Lane>();
   readonly #outcomes: OutcomeWriter;
   /**
@@ -150,9 +152,16 @@ export class Dispatcher {
       this.#drainedAt = claimed.length < limit ? now : undefined;
     }
     this.stats.claimed += claimed.length;
+    const prepared = claimed.length > 0 && this.#o.prepare ? await this.#o.prepare(claimed.filter((m) => !this.#mine.has(m.id))) : undefined;
     for (const m of claimed) {
       if (this.#mine.has(m.id)) continue; // already ours: the copy we hold settles it
       this.#mine.add(m.id);
+      const ready = prepared?.get(m.id);
+      if (ready && !ready.ok) {
+        this.stats.failed++;
+        this.#settle(m, { state: 'failed', reason: ready.reason, errorCode: ready.code, at: now, uncountAttempt: true });
+        continue;
+      }
       this.#route(m, now);
     }
     this.#pump(now);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { messageIdFor } from './message-id.ts';
 import type { SendRecord } from '../ingest/records.ts';
 import type { InstallationState, ProfileState } from '../profiles/profile-model.ts';
 import type { NewMessage, SendRow } from '../storage/outbox-port.ts';
@@ -16,15 +16,7 @@ export interface SendLookups {
   suppressed(channel: Channel, addresses: readonly string[]): Promise<Map<string, string>>;
 }
 
-/**
- * A message id derived from its idempotency key: the same recipient of the same send gets the same
- * id (a UUID, as APNs wants for apns-id) whenever it is materialised — after a replay too (I4).
- */
-export function messageIdFor(idempotencyKey: string): string {
-  const h = createHash('sha256').update(idempotencyKey).digest('hex');
-  // RFC 9562 UUIDv8 layout: version nibble 8, variant bits 10.
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
+export { messageIdFor };
 
 /** The variables a template sees about a profile: custom attributes, and natives under plain names. */
 export function profileVariables(profile: ProfileState | null, fallbackId: string | null): Record<string, unknown> {

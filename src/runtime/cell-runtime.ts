@@ -14,6 +14,7 @@ import { startThread } from './threads.ts';
 import { SqliteCellStore } from '../storage/sqlite/sqlite-cell-store.ts';
 import { ThreadedSqliteReader } from './sqlite-query-runner.ts';
 import type { DeliveryStatus } from './delivery-thread.ts';
+import type { OrchestratorStatus } from './orchestrator-thread.ts';
 import { ThreadedLogAppender } from './threaded-log-appender.ts';
 
 export interface CellStatus {
@@ -49,6 +50,8 @@ export class CellRuntime {
   #applier: Worker | undefined;
   #delivery: Worker | undefined;
   #deliveryStatus: DeliveryStatus | undefined;
+  #orchestrator: Worker | undefined;
+  #orchestratorStatus: OrchestratorStatus | undefined;
   #readStore: Promise<CellStore> | undefined;
   #headSeq = 0;
   /** Records of appends under way, counted against the backlog limit before they commit. */
@@ -83,6 +86,7 @@ export class CellRuntime {
     });
     this.#startApplier();
     this.#startDelivery();
+    this.#startOrchestrator();
     this.#logProbe = this.#appender.headSeq().then(
       (head) => {
         this.#headSeq = Math.max(this.#headSeq, head);
@@ -143,25 +147,50 @@ export class CellRuntime {
   #startDelivery(): void {
     const delivery = this.#deps.delivery;
     if (!delivery) return;
-    const worker = startThread(
-      'delivery-thread',
-      { cellId: this.cell.id, storeUrl: this.cell.storeUrl, config: this.#deps.config, ...delivery },
-      `herald-delivery-${this.cell.id}`,
-      { maxHeapMb: 512 },
-    );
-    worker.on('message', (message: { type: 'delivery'; status: DeliveryStatus }) => {
-      if (message.type === 'delivery') this.#deliveryStatus = message.status;
+    this.#supervise('delivery', { cellId: this.cell.id, storeUrl: this.cell.storeUrl, config: this.#deps.config, ...delivery }, 512, (worker) => (this.#delivery = worker), (message) => {
+      if (message.type === 'delivery') this.#deliveryStatus = message.status as DeliveryStatus;
     });
-    worker.on('error', (error) => this.#deps.logger.error({ cell: this.cell.id, err: error.message }, 'delivery thread failed'));
+  }
+
+  /** The orchestrator thread: launches campaigns and fans them out into the outbox (restarted if it dies). */
+  #startOrchestrator(): void {
+    if (!this.#deps.delivery) return;
+    this.#supervise('orchestrator', { cellId: this.cell.id, storeUrl: this.cell.storeUrl, config: this.#deps.config }, 512, (worker) => (this.#orchestrator = worker), (message) => {
+      if (message.type === 'orchestrator') this.#orchestratorStatus = message.status as OrchestratorStatus;
+      // Messages were queued: let the delivery thread claim them now.
+      else if (message.type === 'queued') this.#delivery?.postMessage({ type: 'wake' });
+    });
+  }
+
+  /** Starts `<name>-thread` for this cell and restarts it a second after it exits, until the cell stops. */
+  #supervise(
+    name: 'delivery' | 'orchestrator',
+    data: Record<string, unknown>,
+    maxHeapMb: number,
+    set: (worker: Worker | undefined) => void,
+    onMessage: (message: { type: string; status?: unknown }) => void,
+  ): void {
+    const worker = startThread(`${name}-thread`, data, `herald-${name}-${this.cell.id}`, { maxHeapMb });
+    worker.on('message', onMessage);
+    worker.on('error', (error) => this.#deps.logger.error({ cell: this.cell.id, err: error.message }, `${name} thread failed`));
     worker.on('exit', () => {
-      this.#delivery = undefined;
+      set(undefined);
       if (this.#stopping) return;
-      this.#deps.logger.error({ cell: this.cell.id }, 'delivery thread exited; restarting in 1 s');
+      this.#deps.logger.error({ cell: this.cell.id }, `${name} thread exited; restarting in 1 s`);
       setTimeout(() => {
-        if (!this.#stopping) this.#startDelivery();
+        if (!this.#stopping) this.#supervise(name, data, maxHeapMb, set, onMessage);
       }, 1000).unref();
     });
-    this.#delivery = worker;
+    set(worker);
+  }
+
+  /** A campaign changed (scheduled, resumed…): let the orchestrator look now. */
+  wakeOrchestrator(): void {
+    this.#orchestrator?.postMessage({ type: 'wake' });
+  }
+
+  get orchestratorStatus(): OrchestratorStatus | undefined {
+    return this.#orchestratorStatus;
   }
 
   get deliveryStatus(): DeliveryStatus | undefined {
@@ -301,7 +330,7 @@ export class CellRuntime {
   async stop(): Promise<void> {
     this.#stopping = true;
     await this.#committer?.drain();
-    await Promise.all([this.#applier, this.#delivery].flatMap((worker) => (worker ? [stopWorker(worker)] : [])));
+    await Promise.all([this.#applier, this.#orchestrator, this.#delivery].flatMap((worker) => (worker ? [stopWorker(worker)] : [])));
     await this.#appender?.close();
     const store = await this.#readStore?.catch(() => undefined);
     await store?.close();

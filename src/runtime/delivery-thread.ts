@@ -11,6 +11,8 @@ import { openStore } from '../storage/backends.ts';
 import type { CellStore } from '../storage/cell-store.ts';
 import { openControlPlane } from './open-control-plane.ts';
 import { unsubscribeToken } from '../delivery/unsubscribe.ts';
+import { renderAtDelivery } from '../delivery/render-at-delivery.ts';
+import { TemplateEngine } from '../delivery/templates/template-engine.ts';
 
 /** The delivery worker of one cell: claims the cell's outbox and talks to the providers. */
 interface Data {
@@ -56,6 +58,7 @@ async function main(): Promise<void> {
   );
   control.onChange(() => void providers.prune());
   const key = Buffer.from(data.unsubscribeKey, 'hex');
+  const engine = new TemplateEngine();
   const owner = `${os.hostname()}:${process.pid}:${data.cellId}:${Math.random().toString(36).slice(2, 8)}`;
   let failures = 0;
   let store: CellStore | undefined;
@@ -64,6 +67,7 @@ async function main(): Promise<void> {
     while (!controller.signal.aborted) {
       try {
         store ??= await openStore(data.storeUrl, { dataDir: data.config.dataDir, create: true });
+        const openedStore = store;
         dispatcher ??= new Dispatcher({
           store,
           resolver: providers,
@@ -71,6 +75,7 @@ async function main(): Promise<void> {
           logger,
           owner,
           leaseMs: data.config.deliveryLeaseMs,
+          prepare: (messages) => renderAtDelivery(messages, openedStore, engine),
           unsubscribeUrl: (m) => {
             const token = unsubscribeToken(key, { projectId: m.projectId, customId: m.customId, address: m.recipient });
             return data.publicUrl.startsWith('https://') ? `${data.publicUrl}/v1/unsubscribe/${token}` : undefined;

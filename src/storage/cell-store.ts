@@ -10,6 +10,8 @@ import type { NewMessage, OutboxStore, SendRow } from './outbox-port.ts';
 import type { Segment } from '../targeting/segment-model.ts';
 import type { ProfileFacts } from '../targeting/evaluate-profile.ts';
 import type { MatchedProfile, SegmentEstimate, TargetingOptions } from '../targeting/targeting-reads.ts';
+import type { TargetingDialect } from '../targeting/sql-dialects.ts';
+import type { SqlCampaignStore } from './sql-campaigns.ts';
 
 /** What a backend can do; domain code asks these, never a backend's name. */
 export interface StoreCapabilities {
@@ -208,6 +210,13 @@ export interface CellStore extends OutboxStore {
   audienceStates(projectId: string): Promise<AudienceState[]>;
   /** The live members of an audience, ordered by (kind, member), after a cursor; one consistent snapshot per call. */
   audienceMembers(projectId: string, audienceId: string, options: { limit: number; after?: AudienceMember | undefined }): Promise<AudienceMember[]>;
+
+  /** Campaigns, runs and messaging settings (issue 5). */
+  readonly campaigns: SqlCampaignStore;
+  /** How this backend's SQL differs, for queries built from segments (targeting, fan-out). */
+  readonly dialect: TargetingDialect;
+  /** Profiles by custom_id, for rendering a delivery batch's content. */
+  profilesByCustomId(projectId: string, customIds: readonly string[]): Promise<Map<string, ProfileState>>;
 
   listQuarantine(options: { states: QuarantineState[]; limit: number }): Promise<QuarantineItem[]>;
   getQuarantine(id: number): Promise<QuarantineItem | null>;

@@ -49,6 +49,14 @@ export interface NewMessage {
 
 export interface OutboxMessage extends Omit<NewMessage, 'state'> {
   state: MessageState;
+  /** The A/B arm (or `control`) of a campaign message. */
+  variant: string | null;
+  /**
+   * Set on campaign and journey messages, whose `content` is still the template (per language):
+   * rendered at delivery with the recipient's profile and these extra variables (`data`, `priority`).
+   */
+  render: Record<string, unknown> | null;
+  campaignId: string | null;
   attempts: number;
   nextAttemptAt: number;
   leaseOwner: string | null;

@@ -16,6 +16,7 @@ import type {
 import type { SqlDb } from './sql.ts';
 import type { MessagePage, MessageUpdate, OutboxMessage, SendReport } from './outbox-port.ts';
 import { SqlOutbox } from './sql-outbox.ts';
+import { SqlCampaignStore } from './sql-campaigns.ts';
 import type { CatalogEntry, StoreCapabilities } from './cell-store.ts';
 import { readInt, readJson, readOptionalInt } from './sql.ts';
 import type { Segment } from '../targeting/segment-model.ts';
@@ -110,8 +111,37 @@ export abstract class SqlCellStoreReads {
   abstract readonly capabilities: StoreCapabilities;
   protected abstract readonly targetingDialect: TargetingDialect;
   #outbox: SqlOutbox | undefined;
+  #campaigns: SqlCampaignStore | undefined;
 
   constructor(protected readonly db: SqlDb) {}
+
+  /** Campaigns, runs and messaging settings (issue 5). */
+  get campaigns(): SqlCampaignStore {
+    this.#campaigns ??= new SqlCampaignStore(this.db, this.capabilities.skipLocked);
+    return this.#campaigns;
+  }
+
+  /** How this backend's SQL differs, for queries built from segments (targeting, fan-out). */
+  get dialect(): TargetingDialect {
+    return this.targetingDialect;
+  }
+
+  /** Profiles by custom_id (at most a few hundred at a time: a delivery batch rendering its content). */
+  async profilesByCustomId(projectId: string, customIds: readonly string[]): Promise<Map<string, ProfileState>> {
+    const found = new Map<string, ProfileState>();
+    for (let i = 0; i < customIds.length; i += 500) {
+      const chunk = customIds.slice(i, i + 500);
+      const rows = await this.db.query<Row>(
+        `SELECT ${PROFILE_COLUMNS} FROM profiles WHERE project_id = ? AND custom_id IN (${chunk.map(() => '?').join(', ')})`,
+        [projectId, ...chunk],
+      );
+      for (const r of rows) {
+        const p = profileFromRow(r);
+        found.set(p.customId, p);
+      }
+    }
+    return found;
+  }
 
   get #messages(): SqlOutbox {
     this.#outbox ??= new SqlOutbox(this.db, this.capabilities.skipLocked);

@@ -48,6 +48,9 @@ export function messageFromRow(r: Row): OutboxMessage {
     createdAt: readInt(r.created_at),
     updatedAt: readInt(r.updated_at),
     sentAt: readOptionalInt(r.sent_at),
+    variant: str(r.variant),
+    render: readJson<Record<string, unknown> | null>(r.render, null),
+    campaignId: str(r.campaign_id),
   };
 }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { messageIdFor } from '../delivery/message-id.ts';
 
 /**
  * Dates, strings and holdout buckets as targeting computes them, defined so that SQL can compute exactly the same
@@ -115,10 +116,11 @@ export function bucketOf(projectId: string, customId: string, salt: string): num
   return (digest.readUInt32BE(0) / 2 ** 32) * 100;
 }
 
-/** Registers the functions the compiled segments call on an SQLite connection. */
+/** Registers the functions compiled segments and campaign fan-outs call on an SQLite connection. */
 export function registerTargetingFunctions(db: {
   function(name: string, options: { deterministic: boolean }, fn: (...args: unknown[]) => unknown): unknown;
 }): void {
   db.function('herald_instant', { deterministic: true }, (v) => parseInstant(v) ?? null);
+  db.function('herald_message_id', { deterministic: true }, (key) => messageIdFor(String(key)));
   db.function('herald_bucket', { deterministic: true }, (salt, project, customId) => bucketOf(String(project), String(customId), String(salt)));
 }

@@ -3,13 +3,13 @@ import { Type } from 'typebox';
 import { HeraldError } from '../../core/errors.ts';
 import { timeOrderedId } from '../../core/ids.ts';
 import type { ProjectRecord, SegmentRecord } from '../../control/control-store.ts';
-import type { AttributeType } from '../../profiles/profile-model.ts';
 import type { Problem } from '../../profiles/attribute-validation.ts';
 import { ErrorBody } from '../../ingest/ingest-schemas.ts';
 import type { Segment } from '../../targeting/segment-model.ts';
-import { checkSegment, type SegmentContext } from '../../targeting/segment-validation.ts';
+import { checkSegment } from '../../targeting/segment-validation.ts';
 import type { ApiDeps } from '../api-deps.ts';
 import { principalOf, requireKey } from '../auth.ts';
+import { segmentContextOf } from '../segment-context.ts';
 
 const security = [{ bearerAuth: [] as string[] }];
 const Warning = Type.Object({ path: Type.String(), code: Type.String(), message: Type.String() });
@@ -80,31 +80,7 @@ export function registerSavedSegmentRoutes(app: FastifyInstance, deps: ApiDeps):
     return s;
   };
 
-  /** What a tree is checked against: the project's catalog and saved segments. */
-  const contextOf = async (
-    project: ProjectRecord,
-    selfId?: string,
-  ): Promise<{ ctx: SegmentContext; resolve: (ref: string) => Segment | undefined; audience: (name: string) => string | undefined }> => {
-    const catalog = await deps.cells.get(project.cellId).read((store) => store.catalog(project.id));
-    const saved = await deps.control.config.listSegments(project.id);
-    const audiences = await deps.control.audiences.audienceIdsByName(project.id);
-    const byRef = new Map<string, SegmentRecord>();
-    for (const s of saved) {
-      byRef.set(s.id, s);
-      byRef.set(s.name, s);
-    }
-    const ctx: SegmentContext = {
-      attributeTypes: new Map(catalog.filter((c) => c.kind === 'attribute').map((c) => [c.name, c.type as AttributeType])),
-      knownEvents: new Set(catalog.filter((c) => c.kind === 'event').map((c) => c.name)),
-      audienceExists: (name) => audiences.has(name),
-      savedSegment: (ref) => {
-        const s = byRef.get(ref);
-        return s ? { id: s.id, segment: s.definition as Segment } : undefined;
-      },
-      ...(selfId ? { selfId } : {}),
-    };
-    return { ctx, resolve: (ref) => byRef.get(ref)?.definition as Segment | undefined, audience: (name) => audiences.get(name) };
-  };
+  const contextOf = (project: ProjectRecord, selfId?: string) => segmentContextOf(deps, project, selfId);
 
   /** Checks a body against the project's catalog and saved segments; throws 400 with every problem. */
   const checked = async (project: ProjectRecord, body: unknown, selfId?: string): Promise<{ name: string; segment: Segment; warnings: Problem[] }> => {

@@ -197,4 +197,62 @@ export const PG_STORE_MIGRATIONS: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 4,
+    name: 'orchestration: campaigns, runs, history, journeys',
+    sql: `
+      -- Campaigns and automations (recurring and journeys): the definition, its status, and when
+      -- the scheduler must look at it next. Runs (one per campaign, one per recurring occurrence)
+      -- hold the fan-out cursor, moved in the same transaction as the messages it wrote (I4).
+      CREATE TABLE campaigns (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        next_run_at BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        UNIQUE (project_id, name));
+      CREATE INDEX campaigns_due ON campaigns (next_run_at) WHERE next_run_at IS NOT NULL;
+      CREATE TABLE campaign_runs (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        campaign_id TEXT NOT NULL,
+        occurrence_at BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        cursor TEXT NOT NULL,
+        targeted BIGINT NOT NULL DEFAULT 0,
+        paused_at BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        completed_at BIGINT,
+        UNIQUE (campaign_id, occurrence_at));
+      CREATE INDEX campaign_runs_live ON campaign_runs (status) WHERE status IN ('materializing', 'sending');
+      CREATE TABLE campaign_history (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        campaign_id TEXT NOT NULL,
+        run_id TEXT,
+        at BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL);
+      CREATE INDEX campaign_history_campaign ON campaign_history (campaign_id, id);
+      -- A project's messaging settings: its default time zone, frequency caps and quiet hours.
+      CREATE TABLE project_settings (project_id TEXT PRIMARY KEY, settings TEXT NOT NULL, updated_at BIGINT NOT NULL);
+      -- Which A/B variant (or the control group) a message belongs to; content still to render at
+      -- delivery with the recipient's profile (campaign messages carry their template, not its output).
+      ALTER TABLE messages ADD COLUMN variant TEXT;
+      ALTER TABLE messages ADD COLUMN render TEXT;
+      CREATE INDEX messages_campaign ON messages (campaign_id, send_id) WHERE campaign_id IS NOT NULL;
+      -- The message id of an idempotency key, exactly as src/delivery/message-id.ts computes it.
+      CREATE FUNCTION herald_message_id(k text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+        SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-8' || substr(h, 14, 3) || '-'
+          || to_hex((('x' || substr(h, 17, 1))::bit(4)::int & 3) | 8) || substr(h, 18, 3) || '-' || substr(h, 21, 12)
+        FROM (SELECT encode(sha256(convert_to(k, 'UTF8')), 'hex') AS h) s
+      $fn$;
+    `,
+  },
 ];

@@ -206,4 +206,56 @@ export const SQLITE_STORE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX messages_template ON messages (template_id, project_id) WHERE template_id IS NOT NULL;
     `,
   },
+  {
+    version: 4,
+    name: 'orchestration: campaigns, runs, history, journeys',
+    sql: `
+      -- Campaigns and automations (recurring and journeys): the definition, its status, and when
+      -- the scheduler must look at it next. Runs (one per campaign, one per recurring occurrence)
+      -- hold the fan-out cursor, moved in the same transaction as the messages it wrote (I4).
+      CREATE TABLE campaigns (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        next_run_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (project_id, name));
+      CREATE INDEX campaigns_due ON campaigns (next_run_at) WHERE next_run_at IS NOT NULL;
+      CREATE TABLE campaign_runs (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        campaign_id TEXT NOT NULL,
+        occurrence_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        cursor TEXT NOT NULL,
+        targeted INTEGER NOT NULL DEFAULT 0,
+        paused_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        completed_at INTEGER,
+        UNIQUE (campaign_id, occurrence_at));
+      CREATE INDEX campaign_runs_live ON campaign_runs (status) WHERE status IN ('materializing', 'sending');
+      CREATE TABLE campaign_history (
+        id INTEGER PRIMARY KEY,
+        campaign_id TEXT NOT NULL,
+        run_id TEXT,
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL);
+      CREATE INDEX campaign_history_campaign ON campaign_history (campaign_id, id);
+      -- A project's messaging settings: its default time zone, frequency caps and quiet hours.
+      CREATE TABLE project_settings (project_id TEXT PRIMARY KEY, settings TEXT NOT NULL, updated_at INTEGER NOT NULL);
+      -- Which A/B variant (or the control group) a message belongs to; content still to render at
+      -- delivery with the recipient's profile (campaign messages carry their template, not its output).
+      ALTER TABLE messages ADD COLUMN variant TEXT;
+      ALTER TABLE messages ADD COLUMN render TEXT;
+      CREATE INDEX messages_campaign ON messages (campaign_id, send_id) WHERE campaign_id IS NOT NULL;
+    `,
+  },
 ];
