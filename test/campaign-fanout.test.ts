@@ -49,7 +49,7 @@ async function seed(store: CellStore, projectId: string, people: Seeded[], nowMs
       project_id: projectId,
       custom_id: p.customId,
       received_at: nowMs,
-      attributes: { natives: p.zone ? { timezone: p.zone } : {}, custom: { n: Number(p.customId.slice(1)) } } as never,
+      attributes: { natives: p.zone ? { timezone: p.zone } : {}, custom: { n: Number(p.customId.slice(1)) } },
       events: [],
     });
     for (let d = 0; d < p.devices; d++) {
@@ -62,7 +62,7 @@ async function seed(store: CellStore, projectId: string, people: Seeded[], nowMs
         push_token: `tok-${p.customId}-${d}`,
         push_enabled: p.pushEnabled,
         received_at: nowMs,
-      } as IngestRecord);
+      });
     }
   }
   const from = await store.appliedSeq('log-test');
@@ -125,7 +125,9 @@ function suite(name: string, open: () => Promise<{ store: CellStore; close(): Pr
     let queued = 0;
     let runner: CampaignRunner;
     before(async () => {
-      ({ store, close } = await open());
+      const opened = await open();
+      store = opened.store;
+      close = () => opened.close();
       runner = new CampaignRunner({ store, lookups, clock, logger: silent, onQueued: () => queued++ });
     });
     after(async () => close());
