@@ -54,13 +54,14 @@ export interface CampaignDefinition {
   priority: 'high' | 'normal';
 }
 
-export interface CampaignRecord {
+/** A campaign, a recurring automation or a journey: the definition's type follows `kind`. */
+export interface CampaignRecord<D = CampaignDefinition> {
   id: string;
   projectId: string;
   kind: 'campaign' | 'recurring' | 'journey';
   name: string;
   status: CampaignStatus;
-  definition: CampaignDefinition;
+  definition: D;
   version: number;
   nextRunAt: number | null;
   createdAt: number;

@@ -35,6 +35,8 @@ export interface ZoneOutcome {
 export interface FanOutBatch {
   dialect: TargetingDialect;
   runId: string;
+  /** What the idempotency key starts with (default: the run id); a journey step's is the enrollment and step. */
+  keyPrefix?: string;
   campaignId: string;
   automationId: string | null;
   projectId: string;
@@ -173,7 +175,7 @@ export function fanOutInsert(b: FanOutBatch): Fragment {
       ${variantCase(b)} AS variant, ${verdict} AS verdict, ROW_NUMBER() OVER (ORDER BY ${order}) AS rn
     FROM ${ch.from}
     WHERE p.project_id = ${text(b.projectId)} AND p.id > ${int(b.afterId)} AND p.id <= ${int(b.upToId)} AND ${b.where}`;
-  const middle = sql`SELECT r.*, ${text(b.runId)} || '|' || ${text(b.channel)} || '|' || r.rkey AS ikey, ${paced} AS due_at, ${code} AS code FROM (${inner}) r`;
+  const middle = sql`SELECT r.*, ${text(b.keyPrefix ?? b.runId)} || '|' || ${text(b.channel)} || '|' || r.rkey AS ikey, ${paced} AS due_at, ${code} AS code FROM (${inner}) r`;
   const expires = b.expiresAfterMs === null ? int(null) : sql`v.due_at + ${int(b.expiresAfterMs)}`;
   return sql`INSERT INTO messages (${raw(COLUMNS)})
     SELECT herald_message_id(v.ikey), v.project_id, ${text(b.runId)}, v.ikey, ${text(b.channel)}, ${text(b.category)}, ${int(b.lane)},

@@ -199,7 +199,11 @@ export class CellRuntime {
 
   #onApplierStatus(status: ApplierStatus): void {
     // New messages may have been materialised: let the delivery thread look now.
-    if (status.appliedSeq > this.#applierStatus.appliedSeq) this.#delivery?.postMessage({ type: 'wake' });
+    if (status.appliedSeq > this.#applierStatus.appliedSeq) {
+      this.#delivery?.postMessage({ type: 'wake' });
+      // …and applied events may trigger journeys: let the orchestrator read them now.
+      this.#orchestrator?.postMessage({ type: 'wake' });
+    }
     this.#applierStatus = status;
     for (const waiter of this.#waiters) {
       if (status.appliedSeq >= waiter.seq) {

@@ -5,6 +5,7 @@ import { systemClock } from '../core/clock.ts';
 import { coerceError } from '../core/errors.ts';
 import { backoffMs, sleep } from '../core/retry.ts';
 import { CampaignRunner, type CampaignLookups } from '../orchestration/campaign-runner.ts';
+import { JourneyRunner } from '../orchestration/journey-runner.ts';
 import { openStore } from '../storage/backends.ts';
 import type { CellStore } from '../storage/cell-store.ts';
 import type { Segment } from '../targeting/segment-model.ts';
@@ -12,7 +13,7 @@ import { openControlPlane } from './open-control-plane.ts';
 
 /**
  * The orchestrator of one cell (issue 5): launches due campaigns and fans them out into the outbox,
- * one transaction per batch. Its own thread, so a fan-out never delays ingestion acknowledgements
+ * one transaction per batch, and runs journeys (triggers from applied events, durable timers). Its own thread, so a fan-out never delays ingestion acknowledgements
  * (the edge) or provider answers (the delivery thread); its own store connection.
  */
 interface Data {
@@ -34,8 +35,11 @@ const controller = new AbortController();
 /** Looks again at least this often: scheduled times and settled messages are found by polling. */
 const POLL_MS = 1_000;
 let wake: (() => void) | undefined;
+/** A wake that came while a tick ran: look again at once instead of idling. */
+let woken = false;
 
 port.on('message', (message: { type: 'wake' } | { type: 'stop' }) => {
+  woken = true;
   if (message.type === 'wake') wake?.();
   else {
     controller.abort();
@@ -85,12 +89,17 @@ async function main(): Promise<void> {
     while (!controller.signal.aborted) {
       try {
         store ??= await openStore(data.storeUrl, { dataDir: data.config.dataDir, create: true });
-        const runner = new CampaignRunner({ store, lookups, clock: systemClock, logger, onQueued: () => port.postMessage({ type: 'queued' }) });
+        const onQueued = () => port.postMessage({ type: 'queued' });
+        const campaigns = new CampaignRunner({ store, lookups, clock: systemClock, logger, onQueued });
+        const journeys = new JourneyRunner({ store, lookups, clock: systemClock, logger, onQueued });
         state = 'running';
         failures = 0;
         while (!controller.signal.aborted) {
-          const more = await runner.tick();
-          if (!more) await idle(POLL_MS);
+          woken = false;
+          // Journeys first: a trigger's latency is what users notice; a campaign batch can wait a tick.
+          const moreJourneys = await journeys.tick();
+          const moreCampaigns = await campaigns.tick();
+          if (!moreJourneys && !moreCampaigns && !woken) await idle(POLL_MS);
         }
       } catch (error) {
         failures++;

@@ -160,6 +160,12 @@ export class SqlCampaignStore {
     });
   }
 
+  /** A kind's campaigns that are running or paused (journeys: whose triggers and timers the runner serves). */
+  async active(kind: CampaignRecord['kind']): Promise<CampaignRecord[]> {
+    const rows = await this.db.query<Row>("SELECT * FROM campaigns WHERE kind = ? AND status IN ('running', 'paused') ORDER BY id", [kind]);
+    return rows.map(campaignFromRow);
+  }
+
   /** Campaigns whose next look is due. */
   async due(nowMs: number, limit: number): Promise<CampaignRecord[]> {
     const rows = await this.db.query<Row>('SELECT * FROM campaigns WHERE next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at LIMIT ?', [nowMs, limit]);

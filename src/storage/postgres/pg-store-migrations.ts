@@ -255,4 +255,48 @@ export const PG_STORE_MIGRATIONS: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 5,
+    name: 'orchestration: journeys (versions, enrollments and their timers, step counts), trigger cursor',
+    sql: `
+      -- A journey's definitions by version: users inside keep the version they entered with.
+      CREATE TABLE journey_versions (
+        journey_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (journey_id, version));
+      -- One user's way through one journey: where they are, and the durable timer that moves them on.
+      CREATE TABLE journey_enrollments (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        journey_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        custom_id TEXT NOT NULL,
+        entry_key TEXT NOT NULL,
+        step_id TEXT,
+        state TEXT NOT NULL,
+        due_at BIGINT,
+        wait_since BIGINT,
+        data TEXT NOT NULL,
+        entered_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        UNIQUE (journey_id, custom_id, entry_key));
+      CREATE INDEX journey_enrollments_due ON journey_enrollments (due_at) WHERE state IN ('waiting', 'waiting_event');
+      CREATE INDEX journey_enrollments_profile ON journey_enrollments (project_id, custom_id, state);
+      CREATE TABLE journey_step_counts (
+        journey_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        PRIMARY KEY (journey_id, step_id, outcome));
+      -- Who was in a segment-entry journey's segment at its last evaluation (entering = newly in it).
+      CREATE TABLE journey_segment_members (
+        journey_id TEXT NOT NULL,
+        profile_id BIGINT NOT NULL,
+        PRIMARY KEY (journey_id, profile_id));
+      -- How far the orchestrator has read a stream (the applied events, for triggers).
+      CREATE TABLE orchestrator_cursors (name TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+    `,
+  },
 ];
