@@ -11,7 +11,7 @@ import { ManualClock } from '../src/core/clock.ts';
 import { messageIdFor } from '../src/delivery/message-id.ts';
 import { CatalogCache, planBatch, type PlannedRecord } from '../src/ingest/apply-plan.ts';
 import type { IngestRecord } from '../src/ingest/records.ts';
-import { assignVariant, type CampaignDefinition, type CampaignRecord } from '../src/orchestration/campaign-model.ts';
+import { assignVariant, type CampaignDefinition, type CampaignRecord, type RecurringDefinition } from '../src/orchestration/campaign-model.ts';
 import { CampaignActions, CampaignRunner } from '../src/orchestration/campaign-runner.ts';
 import type { MessagingSettings } from '../src/orchestration/messaging-settings.ts';
 import type { CellStore } from '../src/storage/cell-store.ts';
@@ -300,6 +300,41 @@ function suite(name: string, open: () => Promise<{ store: CellStore; close(): Pr
       await runUntilIdle(runner);
       assert.equal((await store.campaigns.byId(c.id))!.status, 'completed');
       assert.deepEqual((await store.campaigns.history(c.id)).map((h) => h.kind), ['created', 'launched', 'materialized', 'completed']);
+    });
+
+    it('recurring: a run per occurrence with its own counts, targeting re-evaluated, a per-user cooldown, missed occurrences skipped', async () => {
+      clock.set(Date.UTC(2026, 9, 5, 8, 0));
+      await store.campaigns.putSettings('p_rec', { timezone: 'Europe/Paris', caps: [], quietHours: null }, clock.now());
+      await seed(store, 'p_rec', population(10).map((p) => ({ ...p, devices: 1, pushEnabled: true })), clock.now());
+      const def: RecurringDefinition = {
+        ...definition({ name: 'daily' }),
+        lateStart: { afterMs: 3_600_000, action: 'cancel' },
+        recurrence: { every: 'day', at: '09:00' },
+        timezone: null,
+        startsAtMs: null,
+        endsAtMs: null,
+        cooldownMs: 36 * 3_600_000,
+      };
+      const first = Date.UTC(2026, 9, 5, 7, 0); // 09:00 in Paris (CEST)
+      const c: CampaignRecord<RecurringDefinition> = { id: 'rec_daily', projectId: 'p_rec', kind: 'recurring', name: 'daily', status: 'running', definition: def, version: 1, nextRunAt: first, createdAt: clock.now(), updatedAt: clock.now() };
+      assert.equal(await store.campaigns.create(c as unknown as CampaignRecord, 'test'), true);
+      clock.set(first);
+      await runUntilIdle(runner);
+      clock.set(first + 86_400_000); // the next day: within the 36 h cooldown
+      await seed(store, 'p_rec', population(12).slice(10).map((p) => ({ ...p, devices: 1, pushEnabled: true })), clock.now());
+      await runUntilIdle(runner);
+      clock.set(first + 2 * 86_400_000 + 5 * 3_600_000); // down for 5 h past the third occurrence: skipped
+      await runUntilIdle(runner);
+      const runs = await store.campaigns.runs('rec_daily');
+      assert.deepEqual(runs.map((r) => r.occurrenceAt), [first, first + 86_400_000]);
+      const counts = await store.campaigns.counts('rec_daily');
+      const of = (runId: string, state: string, code: string | null = null) => counts.filter((r) => r.runId === runId && r.state === state && r.code === code).reduce((n, r) => n + r.count, 0);
+      assert.equal(of(runs[0]!.id, 'queued'), 10);
+      assert.equal(of(runs[1]!.id, 'capped', 'COOLDOWN'), 10, 'the first ten got one yesterday');
+      assert.equal(of(runs[1]!.id, 'queued'), 2, 'targeting re-evaluated: the two new profiles');
+      const history = await store.campaigns.history('rec_daily');
+      assert.match(history.at(-1)!.detail, /started 5\.0 h late, more than the late-start limit; skipped/);
+      assert.equal((await store.campaigns.byId('rec_daily'))!.nextRunAt, first + 3 * 86_400_000, 'the next occurrence after now');
     });
 
     it('cancels a campaign whose start was delayed past its limit, and says so', async () => {

@@ -17,6 +17,7 @@ import { registerSandboxRoutes } from './routes/sandbox-routes.ts';
 import { registerCallbackRoutes } from './routes/callback-routes.ts';
 import { registerAudienceRoutes } from './routes/audience-routes.ts';
 import { registerCampaignRoutes } from './routes/campaign-routes.ts';
+import { registerAutomationRoutes } from './routes/automation-routes.ts';
 import { registerAudienceUploadRoutes } from './routes/audience-upload-routes.ts';
 import { AudienceUploadJobs } from './audience-upload-job.ts';
 import { TemplateEngine } from '../delivery/templates/template-engine.ts';
@@ -87,6 +88,7 @@ export async function buildServer(deps: ApiDeps, options: ServerOptions): Promis
   registerTemplateRoutes(app, deps, templates);
   registerSavedSegmentRoutes(app, deps);
   registerCampaignRoutes(app, deps, templates);
+  registerAutomationRoutes(app, deps, templates);
   registerEngagementRoutes(app, deps);
   const uploads = new AudienceUploadJobs({ control: deps.control, cells: deps.cells, clock: deps.clock, logger: app.log });
   app.addHook('onClose', async () => uploads.close());

@@ -2,6 +2,7 @@ import type { Category, Channel } from '../delivery/delivery-model.ts';
 import type { Platform } from '../profiles/profile-model.ts';
 import type { Segment } from '../targeting/segment-model.ts';
 import { bucketOf } from '../targeting/instant.ts';
+import type { Recurrence } from './schedule.ts';
 
 /**
  * Campaigns (issue 5): a one-shot send to a segment, now, at an instant, or at a local time in each
@@ -52,6 +53,20 @@ export interface CampaignDefinition {
   quietHours: QuietHoursPolicy;
   /** Push only: delivery priority. */
   priority: 'high' | 'normal';
+}
+
+/**
+ * A recurring automation: a campaign sent at each occurrence of a schedule, its targeting
+ * evaluated afresh each time, with a per-user cooldown (issue 5, part 3).
+ */
+export interface RecurringDefinition extends CampaignDefinition {
+  recurrence: Recurrence;
+  /** The zone the schedule is read in (null: the project's). */
+  timezone: string | null;
+  startsAtMs: number | null;
+  endsAtMs: number | null;
+  /** A user who got this automation's message less than this long ago is skipped (capped, COOLDOWN). */
+  cooldownMs: number | null;
 }
 
 /** A campaign, a recurring automation or a journey: the definition's type follows `kind`. */

@@ -8,11 +8,11 @@ import type { Segment } from '../targeting/segment-model.ts';
 import { compileSegment } from '../targeting/segment-sql.ts';
 import { list, sql } from '../targeting/sql-fragment.ts';
 import { compileContext } from '../targeting/targeting-reads.ts';
-import type { CampaignDefinition, CampaignRecord } from './campaign-model.ts';
+import type { CampaignDefinition, CampaignRecord, RecurringDefinition } from './campaign-model.ts';
 import { checkSendTime } from './campaign-validation.ts';
 import { fanOutInsert, type ZoneOutcome } from './fanout-sql.ts';
 import type { MessagingSettings } from './messaging-settings.ts';
-import { isValidZone, localToInstant, quietHoursRelease } from './schedule.ts';
+import { isValidZone, localToInstant, nextOccurrence, quietHoursRelease } from './schedule.ts';
 
 /** What a run needs from the control plane at launch: templates' contents, saved segments, audience ids. */
 export interface CampaignLookups {
@@ -98,6 +98,7 @@ export class CampaignRunner {
     for (const c of await this.#campaigns.due(now, 20)) {
       try {
         if (c.kind === 'campaign' && c.status === 'scheduled') await this.#launch(c, now);
+        else if (c.kind === 'recurring' && c.status === 'running') await this.#occurrence(c as unknown as CampaignRecord<RecurringDefinition>, now);
       } catch (error) {
         this.o.logger.error({ campaign: c.id, err: coerceError(error).message }, 'campaign launch failed; retrying');
         if (this.o.store.isUnavailableError(error)) throw error;
@@ -162,6 +163,55 @@ export class CampaignRunner {
     await this.#campaigns.change(c.id, expected, { status: 'running', nextRunAt: null, at: now, history: { kind: 'launched', detail, runId: run.id } }, async (tx) => {
       await SqlCampaignStore.insertRun(tx, run);
     });
+  }
+
+  /**
+   * A recurring automation's occurrence: a run of its own (targeting evaluated now, counts of its
+   * own), and the next occurrence. Occurrences missed by more than the late-start limit (Herald or
+   * the store was down) are skipped to the next one after now, or sent late, as the automation says.
+   */
+  async #occurrence(c: CampaignRecord<RecurringDefinition>, now: number): Promise<void> {
+    const def = c.definition;
+    const occurrenceAt = c.nextRunAt ?? now;
+    const settings = await this.#campaigns.settings(c.projectId);
+    const zone = def.timezone ?? settings.timezone;
+    const bounds = { ...(def.startsAtMs !== null ? { startMs: def.startsAtMs } : {}), ...(def.endsAtMs !== null ? { endMs: def.endsAtMs } : {}) };
+    const late = now - occurrenceAt;
+    const missed = late > def.lateStart.afterMs;
+    const next = nextOccurrence(def.recurrence, zone, missed ? now : occurrenceAt, bounds);
+    const expected = { version: c.version, from: ['running'] as const };
+    const at = new Date(occurrenceAt).toISOString();
+    if (missed && def.lateStart.action === 'cancel') {
+      await this.#campaigns.change(c.id, expected, { status: 'running', nextRunAt: next, at: now, history: { kind: 'skipped', detail: `the occurrence of ${at} started ${fmtDuration(late)} late, more than the late-start limit; skipped, as the automation asks` } });
+      return;
+    }
+    const plan = await this.#plan(c);
+    if ('error' in plan) {
+      await this.#campaigns.change(c.id, expected, { status: 'running', nextRunAt: next, at: now, history: { kind: 'skipped', detail: plan.error.replace(/; cancelled$/, '; occurrence skipped') } });
+      return;
+    }
+    const run = this.#newRun(c, occurrenceAt, plan, now);
+    const detail = missed ? `occurrence of ${at}, started ${fmtDuration(late)} late; sending late, as the automation asks` : `occurrence of ${at}`;
+    await this.#campaigns.change(c.id, expected, { status: 'running', nextRunAt: next, at: now, history: { kind: 'occurrence', detail, runId: run.id } }, async (tx) => {
+      await SqlCampaignStore.insertRun(tx, run);
+    });
+  }
+
+  #newRun(c: CampaignRecord<CampaignDefinition>, occurrenceAt: number, plan: RunPlan, now: number): CampaignRun {
+    return {
+      id: runIdFor(c.id, occurrenceAt),
+      projectId: c.projectId,
+      campaignId: c.id,
+      occurrenceAt,
+      status: 'materializing',
+      plan: plan as unknown as Record<string, unknown>,
+      cursor: { after: 0, end: null, wave: null, done: [], count: 0 } satisfies RunCursor as unknown as Record<string, unknown>,
+      targeted: 0,
+      pausedAt: null,
+      createdAt: now,
+      updatedAt: now,
+      completedAt: null,
+    };
   }
 
   /** Resolves templates, saved segments and audiences now; an error sentence if the campaign can no longer run. */
@@ -325,6 +375,7 @@ export class CampaignRunner {
       pacing: def.ratePerMinute ? { perMinute: def.ratePerMinute, offset: cursor.count } : null,
       expiresAfterMs: def.expiresAfterMs,
       caps: def.category === 'marketing' ? plan.settings.caps.filter((c) => c.channel === def.channel) : [],
+      cooldown: 'cooldownMs' in def && typeof def.cooldownMs === 'number' ? { windowMs: def.cooldownMs } : null,
       render: JSON.stringify(def.channel === 'push' ? { priority: def.priority } : {}),
       nowMs: now,
     });
@@ -335,7 +386,8 @@ export class CampaignRunner {
     const now = this.o.clock.now();
     const c = await this.#campaigns.byId(run.campaignId);
     const detail = `every message settled: ${run.targeted} targeted`;
-    if (c && c.kind === 'campaign' && c.status === 'running') {
+    const lastOfRecurring = c?.kind === 'recurring' && c.status === 'running' && c.nextRunAt === null && (await this.#campaigns.liveRuns()).every((r) => r.id === run.id || r.campaignId !== c.id);
+    if (c && (c.kind === 'campaign' || lastOfRecurring) && c.status === 'running') {
       await this.#campaigns.change(c.id, { version: c.version, from: ['running'] }, { status: 'completed', nextRunAt: null, at: now, history: { kind: 'completed', detail, runId: run.id } }, async (tx) => {
         await this.#campaigns.setRunStatus(tx, run.id, 'completed', now, { completed: true });
       });

@@ -5,10 +5,10 @@ import type { Platform } from '../profiles/profile-model.ts';
 import type { Segment } from '../targeting/segment-model.ts';
 import { checkSegment, type SegmentContext } from '../targeting/segment-validation.ts';
 import { parseInstant } from '../targeting/instant.ts';
-import type { CampaignDefinition, CampaignVariant, QuietHoursPolicy, SendTime } from './campaign-model.ts';
+import type { CampaignDefinition, CampaignVariant, QuietHoursPolicy, RecurringDefinition, SendTime } from './campaign-model.ts';
 import { CONTROL } from './campaign-model.ts';
 import type { FrequencyCap, MessagingSettings } from './messaging-settings.ts';
-import { isLocalDate, isTimeOfDay, isValidZone, localToInstant, parseDuration } from './schedule.ts';
+import { checkCron, isLocalDate, isTimeOfDay, isValidZone, localToInstant, neverFires, parseDuration, type Recurrence, type Weekday } from './schedule.ts';
 
 /** What a campaign is checked against: the project's catalog, segments, audiences and templates. */
 export interface CampaignContext {
@@ -21,7 +21,7 @@ export interface CampaignContext {
 
 export type CampaignCheck = { ok: true; definition: CampaignDefinition; warnings: Problem[] } | { ok: false; problems: Problem[]; warnings: Problem[] };
 
-const FIELDS = ['name', 'channel', 'category', 'target', 'platforms', 'send_at', 'rate_per_minute', 'template', 'content', 'variants', 'control_percent', 'freshness', 'quiet_hours', 'priority'];
+const FIELDS = ['type', 'schedule', 'cooldown', 'name', 'channel', 'category', 'target', 'platforms', 'send_at', 'rate_per_minute', 'template', 'content', 'variants', 'control_percent', 'freshness', 'quiet_hours', 'priority'];
 const PLATFORMS: readonly Platform[] = ['ios', 'android', 'web'];
 const VARIANT_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 export const CAMPAIGN_NAME = /^[\p{L}\p{N}][\p{L}\p{N} _.\-:]{0,99}$/u;
@@ -35,12 +35,13 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * weights that do not sum to 100, unknown templates and segments, bad durations. Whether the send
  * time is in the past is checked when the campaign is scheduled (`checkSendTime`).
  */
-export function checkCampaign(input: unknown, ctx: CampaignContext): CampaignCheck {
+export function checkCampaign(input: unknown, ctx: CampaignContext, kind: 'campaign' | 'recurring' = 'campaign'): CampaignCheck {
   const problems: Problem[] = [];
   const warnings: Problem[] = [];
   const problem = (path: string, code: string, message: string): void => void problems.push({ path, code, message });
   if (!isObject(input)) return { ok: false, problems: [{ path: '', code: 'INVALID_TYPE', message: 'a campaign is a JSON object' }], warnings };
-  for (const key of Object.keys(input)) if (!FIELDS.includes(key)) problem(pointer('', key), 'UNKNOWN_FIELD', `is not a field of a campaign (allowed: ${FIELDS.join(', ')})`);
+  const allowed = kind === 'campaign' ? FIELDS.filter((f) => !['type', 'schedule', 'cooldown'].includes(f)) : FIELDS.filter((f) => f !== 'send_at');
+  for (const key of Object.keys(input)) if (!allowed.includes(key)) problem(pointer('', key), 'UNKNOWN_FIELD', `is not a field of a ${kind === 'campaign' ? 'campaign' : 'recurring automation'} (allowed: ${allowed.join(', ')})`);
 
   const name = input.name;
   if (typeof name !== 'string' || !CAMPAIGN_NAME.test(name)) problem('/name', 'INVALID_VALUE', 'must be 1–100 letters, digits, spaces or _ . - :, starting with a letter or digit');
@@ -220,6 +221,58 @@ function parseVariants(input: Record<string, unknown>, channel: Channel, ctx: Ca
   });
   if (!single && Math.abs(total - 100) > 1e-9 && list.length > 0) problem(`${base}`, 'WEIGHTS_NOT_100', `the variants' weights sum to ${total}, not 100`);
   return out;
+}
+
+const WEEKDAYS: readonly Weekday[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+const instantOrNull = (v: unknown): number | null | undefined => (v === undefined || v === null ? null : typeof v === 'string' && /T\d{2}:\d{2}.*(Z|[+-]\d{2}:\d{2})$/.test(v) ? parseInstant(v) : undefined);
+
+/**
+ * Checks a recurring automation: the campaign fields (no `send_at`), and `schedule` — a cron
+ * expression or daily/weekly at a time, in a zone, between optional dates — that must fire at
+ * least once; `cooldown` is the per-user minimum gap between two of its messages.
+ */
+export function checkRecurring(input: unknown, ctx: CampaignContext, nowMs: number, projectZone: string): { ok: true; definition: RecurringDefinition; warnings: Problem[] } | { ok: false; problems: Problem[]; warnings: Problem[] } {
+  const base = checkCampaign(input, ctx, 'recurring');
+  const problems: Problem[] = base.ok ? [] : [...base.problems];
+  const problem = (path: string, code: string, message: string): void => void problems.push({ path, code, message });
+  const body = isObject(input) ? input : {};
+  const s = body.schedule;
+  let recurrence: Recurrence | null = null;
+  let timezone: string | null = null;
+  let startsAtMs: number | null = null;
+  let endsAtMs: number | null = null;
+  if (!isObject(s)) problem('/schedule', 'REQUIRED', 'a recurring automation needs a schedule: {"cron": "0 9 * * 1"} or {"every": "day" | "week", "at": "09:00", "days": ["mon"]}');
+  else {
+    for (const key of Object.keys(s)) if (!['cron', 'every', 'at', 'days', 'timezone', 'starts_at', 'ends_at'].includes(key)) problem(pointer('/schedule', key), 'UNKNOWN_FIELD', 'is not a field of a schedule (cron, every, at, days, timezone, starts_at, ends_at)');
+    if (typeof s.cron === 'string') {
+      const c = checkCron(s.cron);
+      if (!c.ok) problem('/schedule/cron', 'INVALID_CRON', c.message);
+      else recurrence = { cron: s.cron };
+    } else if (s.every === 'day' || s.every === 'week') {
+      if (typeof s.at !== 'string' || !isTimeOfDay(s.at)) problem('/schedule/at', 'INVALID_VALUE', 'must be a time of day "HH:MM"');
+      else if (s.every === 'day') recurrence = { every: 'day', at: s.at };
+      else if (!Array.isArray(s.days) || s.days.length === 0 || s.days.some((d) => !WEEKDAYS.includes(d as Weekday))) problem('/schedule/days', 'INVALID_VALUE', `must be a non-empty list of ${WEEKDAYS.join(', ')}`);
+      else recurrence = { every: 'week', days: [...new Set(s.days as Weekday[])], at: s.at };
+    } else problem('/schedule', 'INVALID_VALUE', 'give "cron", or "every": "day" | "week" with "at"');
+    if (s.timezone !== undefined) {
+      if (typeof s.timezone !== 'string' || !isValidZone(s.timezone)) problem('/schedule/timezone', 'INVALID_VALUE', 'must be an IANA time zone such as "Europe/Paris"');
+      else timezone = s.timezone;
+    }
+    const from = instantOrNull(s.starts_at);
+    const to = instantOrNull(s.ends_at);
+    if (from === undefined) problem('/schedule/starts_at', 'INVALID_VALUE', 'must be an ISO 8601 instant with its offset');
+    else startsAtMs = from;
+    if (to === undefined) problem('/schedule/ends_at', 'INVALID_VALUE', 'must be an ISO 8601 instant with its offset');
+    else endsAtMs = to;
+    if (endsAtMs !== null && endsAtMs <= nowMs) problem('/schedule/ends_at', 'SCHEDULE_IN_PAST', 'is in the past');
+    else if (recurrence && problems.length === 0 && neverFires(recurrence, timezone ?? projectZone, Math.max(nowMs, startsAtMs ?? nowMs), { ...(startsAtMs !== null ? { startMs: startsAtMs } : {}), ...(endsAtMs !== null ? { endMs: endsAtMs } : {}) })) {
+      problem(typeof s.cron === 'string' ? '/schedule/cron' : '/schedule', 'NEVER_FIRES', 'this schedule never fires (between its start and end dates)');
+    }
+  }
+  let cooldownMs: number | null = null;
+  if (body.cooldown !== undefined && body.cooldown !== null) cooldownMs = duration(body.cooldown, '/cooldown', problem);
+  if (!base.ok || problems.length > 0 || !recurrence) return { ok: false, problems, warnings: base.warnings };
+  return { ok: true, warnings: base.warnings, definition: { ...base.definition, sendTime: { type: 'now' }, recurrence, timezone, startsAtMs, endsAtMs, cooldownMs } };
 }
 
 /**

@@ -21,6 +21,7 @@ export const FANOUT_REASONS: Record<string, { state: 'suppressed' | 'capped' | '
   ADDRESS_SUPPRESSED: { state: 'suppressed', reason: 'the address is suppressed (bounced, complained or unsubscribed)' },
   CONTROL_GROUP: { state: 'cancelled', reason: 'in the control group: recorded, never sent' },
   FREQUENCY_CAP: { state: 'capped', reason: "the project's frequency cap for this channel was reached for this user" },
+  COOLDOWN: { state: 'capped', reason: "the user got this automation's message less than its cooldown ago" },
   QUIET_HOURS: { state: 'cancelled', reason: "scheduled inside the user's quiet hours and the campaign drops such messages" },
   START_LATE: { state: 'cancelled', reason: 'the campaign started later than its late-start limit and cancels late sends' },
 };
@@ -57,6 +58,8 @@ export interface FanOutBatch {
   pacing: { perMinute: number; offset: number } | null;
   expiresAfterMs: number | null;
   caps: { max: number; windowMs: number }[];
+  /** A recurring automation's per-user cooldown: no message if one of this source's was sent or queued within it. */
+  cooldown?: { windowMs: number } | null;
   /** The JSON the renderer reads at delivery (push priority…). */
   render: string;
   nowMs: number;
@@ -159,9 +162,14 @@ export function fanOutInsert(b: FanOutBatch): Fragment {
       AND m.channel = ${text(b.channel)} AND m.category = 'marketing' AND m.state IN ('queued', 'sending', 'sent')
       AND m.created_at > ${int(b.nowMs - c.windowMs)}) >= ${int(c.max)} THEN 'FREQUENCY_CAP'`,
   );
+  const cooldown = b.cooldown
+    ? sql`WHEN EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = ${text(b.campaignId)} AND m.project_id = r.project_id AND m.custom_id = r.custom_id
+        AND m.state IN ('queued', 'sending', 'sent') AND m.created_at > ${int(b.nowMs - b.cooldown.windowMs)}) THEN 'COOLDOWN'`
+    : sql``;
   const code = sql`CASE WHEN r.unreachable IS NOT NULL THEN r.unreachable
       WHEN r.variant = ${text(CONTROL)} THEN 'CONTROL_GROUP'
       WHEN r.verdict IS NOT NULL THEN r.verdict
+      ${cooldown}
       ${join(b.category === 'marketing' ? capped : [], ' ')}
       ELSE CAST(NULL AS TEXT) END`;
   const states = [...new Set(Object.values(FANOUT_REASONS).map((r) => r.state))];

@@ -8,7 +8,7 @@ import type { TemplateEngine } from '../../delivery/templates/template-engine.ts
 import { ErrorBody } from '../../ingest/ingest-schemas.ts';
 import type { CampaignDefinition, CampaignRecord } from '../../orchestration/campaign-model.ts';
 import { CampaignActions } from '../../orchestration/campaign-runner.ts';
-import { checkCampaign, checkSendTime, checkSettings } from '../../orchestration/campaign-validation.ts';
+import { checkCampaign, checkSendTime, checkSettings, type CampaignContext } from '../../orchestration/campaign-validation.ts';
 import type { MessagingSettings } from '../../orchestration/messaging-settings.ts';
 import { FANOUT_REASONS } from '../../orchestration/fanout-sql.ts';
 import type { CellStore } from '../../storage/cell-store.ts';
@@ -17,9 +17,9 @@ import type { ApiDeps } from '../api-deps.ts';
 import { principalOf, requireKey } from '../auth.ts';
 import { segmentContextOf } from '../segment-context.ts';
 
-const security = [{ bearerAuth: [] as string[] }];
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
-const Id = Type.Object({ id: Type.String({ maxLength: 200 }) });
+export const security = [{ bearerAuth: [] as string[] }];
+export const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody };
+export const Id = Type.Object({ id: Type.String({ maxLength: 200 }) });
 const Loose = (description: string) => Type.Optional(Type.Unknown({ description }));
 const CampaignBody = Type.Object(
   {
@@ -41,7 +41,7 @@ const CampaignBody = Type.Object(
   { description: 'A campaign. Every field is checked by Herald, with the path of each problem in a 400.' },
 );
 const Counts = Type.Record(Type.String(), Type.Integer());
-const CampaignView = Type.Object({
+export const CampaignView = Type.Object({
   id: Type.String(),
   name: Type.String(),
   status: Type.String({ description: 'draft, scheduled, running, paused, completed or cancelled' }),
@@ -52,7 +52,7 @@ const CampaignView = Type.Object({
   updated_at: Type.String(),
   history: Type.Optional(Type.Array(Type.Object({ at: Type.String(), kind: Type.String(), detail: Type.String(), run_id: Type.Union([Type.String(), Type.Null()]) }))),
 });
-const ReportView = Type.Object({
+export const ReportView = Type.Object({
   campaign_id: Type.String(),
   status: Type.String(),
   targeted: Type.Integer(),
@@ -71,7 +71,22 @@ const SettingsBody = Type.Object(
   { description: 'Messaging settings: transactional messages bypass caps and quiet hours.' },
 );
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+/** What campaigns and automations are checked against: segments, audiences, templates, content rules. */
+export async function campaignContextOf(deps: ApiDeps, project: ProjectRecord, engine: TemplateEngine): Promise<CampaignContext> {
+  const { ctx } = await segmentContextOf(deps, project);
+  const templates = new Map<string, string>();
+  for (const t of await deps.control.config.listTemplates(project.id)) {
+    templates.set(t.id, t.channel);
+    templates.set(t.name, t.channel);
+  }
+  return {
+    segment: ctx,
+    templateChannel: (ref) => templates.get(ref),
+    checkContent: (channel, content, path, problems) => checkContent(channel, content, path, engine, problems),
+  };
+}
+
+export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const REPORT_STATES = ['queued', 'sending', 'sent', 'failed', 'expired', 'suppressed', 'capped', 'cancelled', 'control'] as const;
 
 /** The definition as it is written in a request (snake_case), so a GET can be edited and PUT back. */
@@ -95,12 +110,12 @@ export function definitionView(d: CampaignDefinition): Record<string, unknown> {
   };
 }
 
-const view = (c: CampaignRecord, history?: Awaited<ReturnType<CellStore['campaigns']['history']>>) => ({
+export const campaignView = (c: CampaignRecord, history?: Awaited<ReturnType<CellStore['campaigns']['history']>>, definition?: unknown) => ({
   id: c.id,
   name: c.name,
   status: c.status,
   version: c.version,
-  definition: definitionView(c.definition),
+  definition: definition ?? definitionView(c.definition),
   next_run_at: iso(c.nextRunAt),
   created_at: new Date(c.createdAt).toISOString(),
   updated_at: new Date(c.updatedAt).toISOString(),
@@ -161,17 +176,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: ApiDeps, engi
   };
 
   const checked = async (project: ProjectRecord, body: unknown): Promise<{ definition: CampaignDefinition; warnings: unknown[] }> => {
-    const { ctx } = await segmentContextOf(deps, project);
-    const templates = new Map<string, string>();
-    for (const t of await deps.control.config.listTemplates(project.id)) {
-      templates.set(t.id, t.channel);
-      templates.set(t.name, t.channel);
-    }
-    const result = checkCampaign(body, {
-      segment: ctx,
-      templateChannel: (ref) => templates.get(ref),
-      checkContent: (channel, content, path, problems) => checkContent(channel, content, path, engine, problems),
-    });
+    const result = checkCampaign(body, await campaignContextOf(deps, project, engine));
     if (!result.ok) throw new HeraldError('VALIDATION_FAILED', { details: result.problems });
     return { definition: result.definition, warnings: result.warnings };
   };
@@ -200,7 +205,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: ApiDeps, engi
       if (!(await withStore(project, (s) => s.campaigns.create(c, 'created as a draft')))) {
         throw new HeraldError('CAMPAIGN_EXISTS', { message: `A campaign or automation named "${definition.name}" already exists.` });
       }
-      return reply.code(201).send(view(c));
+      return reply.code(201).send(campaignView(c));
     },
   );
 
@@ -221,7 +226,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: ApiDeps, engi
       const q = request.query as { limit?: number; cursor?: string };
       const limit = q.limit ?? 50;
       const list = await withStore(project, (s) => s.campaigns.list(project.id, ['campaign'], { limit: limit + 1, after: q.cursor }));
-      return { campaigns: list.slice(0, limit).map((c) => view(c)), next: list.length > limit ? list[limit - 1]!.id : null };
+      return { campaigns: list.slice(0, limit).map((c) => campaignView(c)), next: list.length > limit ? list[limit - 1]!.id : null };
     },
   );
 
@@ -231,7 +236,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: ApiDeps, engi
     async (request) => {
       const { project } = principalOf(request);
       const c = await find(project, (request.params as { id: string }).id);
-      return view(c, await withStore(project, (s) => s.campaigns.history(c.id)));
+      return campaignView(c, await withStore(project, (s) => s.campaigns.history(c.id)));
     },
   );
 
@@ -261,7 +266,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: ApiDeps, engi
       });
       if (!ok) throw new HeraldError('CAMPAIGN_CHANGED');
       deps.cells.get(project.cellId).wakeOrchestrator();
-      return view(await find(project, c.id));
+      return campaignView(await find(project, c.id));
     },
   );
 
@@ -308,7 +313,7 @@ export function registerCampaignRoutes(app: FastifyInstance, deps: ApiDeps, engi
         if (!ok) throw new HeraldError('CAMPAIGN_CHANGED');
         deps.cells.get(project.cellId).wakeOrchestrator();
         const after = await find(project, c.id);
-        return view(after, await withStore(project, (s) => s.campaigns.history(c.id)));
+        return campaignView(after, await withStore(project, (s) => s.campaigns.history(c.id)));
       },
     );
   action('schedule', 'Schedule a draft (its send time must not have passed)');
