@@ -205,7 +205,7 @@ export class CampaignRunner {
       occurrenceAt,
       status: 'materializing',
       plan: plan as unknown as Record<string, unknown>,
-      cursor: { after: 0, end: null, wave: null, done: [], count: 0 } satisfies RunCursor as unknown as Record<string, unknown>,
+      cursor: { after: 0, end: null, wave: null, done: [], count: 0 } satisfies RunCursor,
       targeted: 0,
       pausedAt: null,
       createdAt: now,
