@@ -219,6 +219,49 @@ function suite(name: string, open: () => Promise<{ store: CellStore; close(): Pr
       assert.deepEqual((await messages('jrn_ver')).map((m) => m.send_id).sort(), ['jrn_ver/new', 'jrn_ver/old']);
     });
 
+    it("wait until a time of day in the user's zone; segment entry enrolls those who enter after activation", async () => {
+      clock.set(Date.UTC(2026, 9, 10, 20, 0)); // 22:00 in Paris (CEST)
+      await start(
+        'p6',
+        'jrn_until',
+        journey({ name: 'Morning', entry: { event: 'late_signup' }, steps: [{ id: 'w', type: 'wait', until: '09:00', next: 's' }, { id: 's', type: 'send', channel: 'webhook', content: { type: 'morning', data: {} } }] }),
+      );
+      await ingest(profile('p6', 'kim')); // Europe/Paris
+      await ingest([event('p6', 'kim', 'late_signup')]);
+      await run();
+      const due = await store.campaigns.executor.query<{ due_at: number }>("SELECT due_at FROM journey_enrollments WHERE journey_id = 'jrn_until'");
+      assert.equal(Number(due[0]!.due_at), Date.UTC(2026, 9, 11, 7, 0), '09:00 the next morning in Paris');
+
+      await ingest([...profile('p6', 'lea'), ...profile('p6', 'max')]);
+      await ingest([{ kind: 'profile.update', project_id: 'p6', custom_id: 'lea', received_at: clock.now(), attributes: { natives: {}, custom: { vip: true } }, events: [] }]);
+      await start('p6', 'jrn_vip', journey({ name: 'VIP welcome', entry: { segment: { attribute: 'vip', op: 'eq', value: true } }, steps: [{ id: 's', type: 'send', channel: 'webhook', content: { type: 'vip', data: {} } }] }));
+      await run(); // the first look only records who is in already (lea)
+      await ingest([{ kind: 'profile.update', project_id: 'p6', custom_id: 'max', received_at: clock.now(), attributes: { natives: {}, custom: { vip: true } }, events: [] }]);
+      clock.advance(61_000);
+      await run();
+      assert.deepEqual((await messages('jrn_vip')).map((m) => m.custom_id), ['max'], 'only the profile that entered the segment');
+      clock.advance(61_000);
+      await run();
+      assert.equal((await messages('jrn_vip')).length, 1, 'still in the segment: not entered again');
+    });
+
+    it('a paused journey enters no one and holds its timers; on resume they fire', async () => {
+      clock.set(Date.UTC(2026, 9, 12, 10, 0));
+      await start('p7', 'jrn_pause', journey({ name: 'Pausable', entry: { event: 'go' }, re_entry: { policy: 'always' }, steps: [{ id: 'w', type: 'wait', duration: '10m', next: 's' }, { id: 's', type: 'send', channel: 'webhook', content: { type: 'x', data: {} } }] }));
+      await ingest(profile('p7', 'ned'));
+      await ingest([event('p7', 'ned', 'go')]);
+      await run();
+      await store.campaigns.executor.run("UPDATE campaigns SET status = 'paused', version = version + 1 WHERE id = 'jrn_pause'");
+      await ingest([event('p7', 'ned', 'go')]);
+      clock.advance(20 * 60_000);
+      await run();
+      assert.equal((await messages('jrn_pause')).length, 0, 'paused: the timer waits, the second go enters no one');
+      await store.campaigns.executor.run("UPDATE campaigns SET status = 'running', version = version + 1 WHERE id = 'jrn_pause'");
+      await run();
+      assert.equal((await messages('jrn_pause')).length, 1);
+      assert.equal((await enrollment('jrn_pause', 'ned')).length, 1);
+    });
+
     it('after downtime, due timers fire late (send) or expire, as the freshness policy says (I6)', async () => {
       const def = (name: string, on_late: string) =>
         journey({ name, entry: { event: 'late_test' }, freshness: { late_after: '2h', on_late }, steps: [{ id: 'w', type: 'wait', duration: '1h', next: 's' }, { id: 's', type: 'send', channel: 'webhook', content: { type: 'x', data: {} } }] });
