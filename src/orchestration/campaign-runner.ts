@@ -254,11 +254,12 @@ export class CampaignRunner {
       const next = await this.#nextWave(run, plan, cursor, now);
       if (next === 'wait') return false;
       if (next === 'done') {
-        await this.#campaigns.fanOutStep(run, null, () => ({ ...cursor }), 'sending', now);
-        await this.#campaigns.addHistory(run.campaignId, run.id, now, 'materialized', `all recipients materialised: ${run.targeted} targeted`);
+        await this.#finishMaterializing(run, cursor, now);
         return false;
       }
       const end = await this.#campaigns.maxProfileId();
+      // Fresh planner statistics before a large fan-out (PostgreSQL without autovacuum plans it per row otherwise).
+      if (cursor.done.length === 0) await this.o.store.optimize();
       await this.#campaigns.fanOutStep(run, null, () => ({ after: 0, end, wave: next, done: cursor.done, count: 0 }), 'materializing', now);
       return true;
     }
@@ -282,12 +283,15 @@ export class CampaignRunner {
     if (waveDone && def.sendTime.type !== 'local') {
       // A one-wave run is done with its single wave.
       const fresh = await this.#campaigns.run(run.id);
-      if (fresh?.status === 'materializing') {
-        await this.#campaigns.fanOutStep(fresh, null, (n) => ({ ...(fresh.cursor as unknown as RunCursor), count: (fresh.cursor as unknown as RunCursor).count + n }), 'sending', now);
-        await this.#campaigns.addHistory(run.campaignId, run.id, now, 'materialized', `all recipients materialised: ${fresh.targeted} targeted`);
-      }
+      if (fresh?.status === 'materializing') await this.#finishMaterializing(fresh, fresh.cursor as unknown as RunCursor, now);
     }
     return inserted !== null;
+  }
+
+  /** Every recipient is in the outbox: the run moves to `sending`, its history saying so in the same transaction. */
+  async #finishMaterializing(run: CampaignRun, cursor: RunCursor, now: number): Promise<void> {
+    const history = { kind: 'materialized', detail: `all recipients materialised: ${run.targeted} targeted` };
+    if ((await this.#campaigns.fanOutStep(run, null, () => ({ ...cursor }), 'sending', now, history)) !== null) await this.o.store.optimize();
   }
 
   /** The next wave's zone keys, 'wait' until one is due, or 'done'. */
@@ -392,8 +396,10 @@ export class CampaignRunner {
         await this.#campaigns.setRunStatus(tx, run.id, 'completed', now, { completed: true });
       });
     } else {
-      await this.#campaigns.executor.transaction(async (tx) => this.#campaigns.setRunStatus(tx, run.id, 'completed', now, { completed: true }));
-      await this.#campaigns.addHistory(run.campaignId, run.id, now, 'completed', detail);
+      await this.#campaigns.executor.transaction(async (tx) => {
+        await this.#campaigns.setRunStatus(tx, run.id, 'completed', now, { completed: true });
+        await SqlCampaignStore.addHistoryIn(tx, run.campaignId, run.id, now, 'completed', detail);
+      });
     }
   }
 }

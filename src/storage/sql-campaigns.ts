@@ -217,6 +217,7 @@ export class SqlCampaignStore {
     cursor: (inserted: number) => object,
     status: CampaignRun['status'],
     nowMs: number,
+    history?: { kind: string; detail: string },
   ): Promise<number | null> {
     return this.db.transaction(async (tx) => {
       const rows = await tx.query<Row>(
@@ -235,6 +236,7 @@ export class SqlCampaignStore {
         nowMs,
         run.id,
       ]);
+      if (history) await addHistory(tx, run.campaignId, run.id, nowMs, history.kind, history.detail);
       return inserted;
     });
   }
@@ -289,8 +291,9 @@ export class SqlCampaignStore {
     return rows.reverse().map((r) => ({ at: readInt(r.at), runId: typeof r.run_id === 'string' ? r.run_id : null, kind: String(r.kind), detail: String(r.detail) }));
   }
 
-  async addHistory(campaignId: string, runId: string | null, at: number, kind: string, detail: string): Promise<void> {
-    await addHistory(this.db, campaignId, runId, at, kind, detail);
+  /** A history entry written inside the caller's transaction. */
+  static async addHistoryIn(tx: SqlExecutor, campaignId: string, runId: string | null, at: number, kind: string, detail: string): Promise<void> {
+    await addHistory(tx, campaignId, runId, at, kind, detail);
   }
 
   /** Message counts of a campaign's runs by state, variant and reason code. */

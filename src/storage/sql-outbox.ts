@@ -111,17 +111,21 @@ export class SqlOutbox implements OutboxStore {
     const lock = this.skipLocked ? ' FOR UPDATE SKIP LOCKED' : '';
     return this.db.transaction(async (tx) => {
       // I4: a dispatcher that died leaves leases behind; they expire and the messages go back to the queue.
+      // The candidates are picked once, in a materialised CTE: as a plain `IN (subquery)`,
+      // PostgreSQL may re-run the limited subquery per row and take more rows than the limit.
       await tx.run(
-        `UPDATE messages SET state = 'queued', lease_owner = NULL, lease_until = NULL, updated_at = ?
-         WHERE id IN (SELECT id FROM messages WHERE state = 'sending' AND lease_until < ? LIMIT 1000${lock})`,
+        `WITH expired AS MATERIALIZED (SELECT id FROM messages WHERE state = 'sending' AND lease_until < ? LIMIT 1000${lock})
+         UPDATE messages SET state = 'queued', lease_owner = NULL, lease_until = NULL, updated_at = ?
+         WHERE id IN (SELECT id FROM expired)`,
         [nowMs, nowMs],
       );
       const rows = await tx.query<Row>(
-        `UPDATE messages SET state = 'sending', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?
-         WHERE id IN (SELECT id FROM messages WHERE state = 'queued' AND next_attempt_at <= ?
-                      ORDER BY lane, next_attempt_at LIMIT ?${lock})
+        `WITH due AS MATERIALIZED (SELECT id FROM messages WHERE state = 'queued' AND next_attempt_at <= ?
+                                   ORDER BY lane, next_attempt_at LIMIT ?${lock})
+         UPDATE messages SET state = 'sending', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?
+         WHERE id IN (SELECT id FROM due)
          RETURNING *`,
-        [owner, nowMs + leaseMs, nowMs, nowMs, limit],
+        [nowMs, limit, owner, nowMs + leaseMs, nowMs],
       );
       return rows.map(messageFromRow).sort((a, b) => a.lane - b.lane || a.nextAttemptAt - b.nextAttemptAt);
     });
@@ -133,9 +137,13 @@ export class SqlOutbox implements OutboxStore {
    */
   async settleMessages(updates: readonly MessageUpdate[]): Promise<{ applied: number; lostLeases: number }> {
     if (updates.length === 0) return { applied: 0, lostLeases: 0 };
+    // Rows are locked in id order, as lease renewal locks them: two dispatcher calls updating the
+    // same messages cannot deadlock (PostgreSQL; SQLite has one writer).
+    const ordered = this.skipLocked ? [...updates].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) : updates;
     return this.db.transaction(async (tx) => {
       let applied = 0;
-      for (const chunk of settleChunks(updates)) {
+      for (const chunk of settleChunks(ordered)) {
+        if (this.skipLocked) await tx.query(`SELECT id FROM messages WHERE id IN (${chunk.map(() => '?').join(', ')}) ORDER BY id FOR UPDATE`, chunk.map((u) => u.id));
         // Only the outcomes whose lease still holds come back: whoever holds the others now decides.
         const rows = await tx.query<Row>(settleSql(chunk.length), chunk.flatMap(settleParams));
         const settled = new Set(rows.map((r) => String(r.id)));
@@ -158,10 +166,13 @@ export class SqlOutbox implements OutboxStore {
 
   async renewLeases(owner: string, ids: readonly string[], untilMs: number): Promise<number> {
     let renewed = 0;
-    for (let i = 0; i < ids.length; i += 500) {
-      const chunk = ids.slice(i, i + 500);
+    const sorted = [...ids].sort();
+    // In id order, locking first, as settling does (no deadlock between the two on PostgreSQL).
+    const locked = (list: string): string => (this.skipLocked ? `(SELECT id FROM messages WHERE id IN ${list} ORDER BY id FOR UPDATE)` : list);
+    for (let i = 0; i < sorted.length; i += 500) {
+      const chunk = sorted.slice(i, i + 500);
       const { changes } = await this.db.run(
-        `UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND state = 'sending' AND id IN (${chunk.map(() => '?').join(', ')})`,
+        `UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND state = 'sending' AND id IN ${locked(`(${chunk.map(() => '?').join(', ')})`)}`,
         [untilMs, owner, ...chunk],
       );
       renewed += changes;

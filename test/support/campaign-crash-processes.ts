@@ -35,22 +35,32 @@ export class HeraldClient {
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
     return new Promise((resolve, reject) => {
-      const req = http.request(`${this.url}${path}`, { method, agent: this.#agent, headers, timeout: timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // keep the text
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      });
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`${method} ${path} timed out after ${timeoutMs} ms`), { code: 'TimeoutError' })));
+      const req = http.request(
+        `${this.url}${path}`,
+        { method, agent: this.#agent, headers, timeout: timeoutMs },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown = text;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              // keep the text
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed });
+          });
+        },
+      );
+      req.on('timeout', () =>
+        req.destroy(
+          Object.assign(new Error(`${method} ${path} timed out after ${timeoutMs} ms`), {
+            code: 'TimeoutError',
+          }),
+        ),
+      );
       req.on('error', reject);
       req.end(payload);
     });
@@ -70,7 +80,8 @@ export class HeraldClient {
         if (error instanceof Error && error.message.startsWith(`GET ${path} answered`)) throw error;
         problem = errorCode(error);
       }
-      if (Date.now() > deadline) throw new Error(`GET ${path} did not answer 200 within ${timeoutMs} ms: ${problem}`);
+      if (Date.now() > deadline)
+        throw new Error(`GET ${path} did not answer 200 within ${timeoutMs} ms: ${problem}`);
       await sleep(100);
     }
   }
@@ -99,7 +110,13 @@ export function cohortOf(n: number, prefix: string): Recipient[] {
  * POSTs `count` bodies with `concurrency` requests in flight; retries Herald's back-pressure answers
  * (429, 503) and connection errors a bounded number of times, fails on anything else.
  */
-async function postMany(client: HeraldClient, path: string, count: number, concurrency: number, bodyOf: (i: number) => unknown): Promise<number> {
+async function postMany(
+  client: HeraldClient,
+  path: string,
+  count: number,
+  concurrency: number,
+  bodyOf: (i: number) => unknown,
+): Promise<number> {
   let next = 0;
   let retries = 0;
   const worker = async (): Promise<void> => {
@@ -139,25 +156,42 @@ export interface LoadResult {
  * `cohort` attribute), then one POST /v1/installations per recipient (there is no batch endpoint),
  * then waits until POST /v1/segments/estimate reaches every one of them on push.
  */
-export async function loadCohort(client: HeraldClient, recipients: Recipient[], cohort: string, concurrency: number, timeoutMs: number): Promise<LoadResult> {
+export async function loadCohort(
+  client: HeraldClient,
+  recipients: Recipient[],
+  cohort: string,
+  concurrency: number,
+  timeoutMs: number,
+): Promise<LoadResult> {
   const t0 = Date.now();
   const batches = Math.ceil(recipients.length / 1000);
   let retries = await postMany(client, '/v1/profiles/update', batches, 4, (b) =>
-    recipients.slice(b * 1000, (b + 1) * 1000).map((r) => ({ identifiers: { custom_id: r.customId }, attributes: { cohort } })),
+    recipients
+      .slice(b * 1000, (b + 1) * 1000)
+      .map((r) => ({ identifiers: { custom_id: r.customId }, attributes: { cohort } })),
   );
   const t1 = Date.now();
   retries += await postMany(client, '/v1/installations', recipients.length, concurrency, (i) => {
     const r = recipients[i]!;
-    return { install_id: r.installId, custom_id: r.customId, platform: 'ios', push_token: r.token, push_enabled: true };
+    return {
+      install_id: r.installId,
+      custom_id: r.customId,
+      platform: 'ios',
+      push_token: r.token,
+      push_enabled: true,
+    };
   });
   const t2 = Date.now();
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
-    const r = await client.request('POST', '/v1/segments/estimate', { segment: { attribute: 'cohort', op: 'eq', value: cohort } });
+    const r = await client.request('POST', '/v1/segments/estimate', {
+      segment: { attribute: 'cohort', op: 'eq', value: cohort },
+    });
     last = r.body;
     if (r.status === 200 && r.body.reachable?.push?.any === recipients.length) break;
-    if (Date.now() > deadline) throw new Error(`the cohort was not applied within ${timeoutMs} ms: ${JSON.stringify(last)}`);
+    if (Date.now() > deadline)
+      throw new Error(`the cohort was not applied within ${timeoutMs} ms: ${JSON.stringify(last)}`);
     await sleep(500);
   }
   return { profilesMs: t1 - t0, installationsMs: t2 - t1, appliedMs: Date.now() - t2, retries };

@@ -79,6 +79,7 @@ class SqliteExecutor implements SqlExecutor {
  */
 export class SqliteDb extends SqliteExecutor implements SqlDb {
   #tail: Promise<unknown> = Promise.resolve();
+  /** A transaction is open, or waiting for the write lock: other statements queue behind it. */
   #inTransaction = false;
   /** Runs the statements of transactions, with its own statement cache kept across them (preparing is not free). */
   readonly #txExecutor = new SqliteExecutor(this.raw);
@@ -97,8 +98,15 @@ export class SqliteDb extends SqliteExecutor implements SqlDb {
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     return this.#queued(async () => {
       const tx = this.#txExecutor;
-      await this.#begin();
+      // Set before waiting for the lock: #begin lowers busy_timeout meanwhile, and a plain statement
+      // run on this connection then would fail at once with SQLITE_BUSY instead of waiting.
       this.#inTransaction = true;
+      try {
+        await this.#begin();
+      } catch (error) {
+        this.#inTransaction = false;
+        throw error;
+      }
       try {
         const result = await fn(tx);
         this.raw.exec('COMMIT');
