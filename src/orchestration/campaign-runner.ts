@@ -26,8 +26,10 @@ export interface RunPlan {
   projectId: string;
   campaignId: string;
   definition: CampaignDefinition;
-  /** Who, as one tree; null: every profile of the project (a webhook campaign with no target). */
+  /** Who, as one tree; null: every profile of the project (a webhook campaign with no target), or every reachable one (`reachableOnly`). */
   segment: Segment | null;
+  /** Push to everyone reachable: the fan-out joins reachable installations instead of evaluating a segment. */
+  reachableOnly?: boolean;
   savedSegments: Record<string, Segment>;
   audiences: Record<string, string>;
   variants: { name: string; weight: number; content: string; templateId: string | null }[];
@@ -228,14 +230,18 @@ export class CampaignRunner {
     const parts: Segment[] = [];
     if (def.target.segment) parts.push(def.target.segment);
     if (def.target.audiences.length > 0) parts.push({ or: def.target.audiences.map((a) => ({ audience: a })) });
+    // Everyone reachable on push is the fan-out's inner join itself; a segment for it would build the
+    // project's whole reachable set once per batch.
+    const reachableOnly = parts.length === 0 && def.channel === 'push';
     const everyone = everyoneReachable(def);
-    if (parts.length === 0 && everyone) parts.push(everyone);
+    if (parts.length === 0 && everyone && !reachableOnly) parts.push(everyone);
     const saved = await this.o.lookups.savedSegments(c.projectId);
     return {
       projectId: c.projectId,
       campaignId: c.id,
       definition: def,
       segment: parts.length === 0 ? null : parts.length === 1 ? parts[0]! : { and: parts },
+      reachableOnly,
       savedSegments: Object.fromEntries(saved),
       audiences: Object.fromEntries(await this.o.lookups.audienceIds(c.projectId)),
       variants,
@@ -371,6 +377,7 @@ export class CampaignRunner {
       where,
       afterId: cursor.after,
       upToId: upTo,
+      reachableOnly: plan.reachableOnly ?? false,
       platforms: def.platforms,
       variants: plan.variants,
       controlPercent: def.controlPercent,

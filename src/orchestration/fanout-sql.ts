@@ -46,8 +46,11 @@ export interface FanOutBatch {
   lane: number;
   /** The compiled segment (and wave restriction) over `profiles p`. */
   where: Fragment;
-  afterId: number;
-  upToId: number;
+  /** The batch's profile id range (after, up to]; null: no range (a journey's single user). */
+  afterId: number | null;
+  upToId: number | null;
+  /** Push to everyone reachable: only profiles with a reachable installation (an inner join, no segment needed). */
+  reachableOnly?: boolean;
   platforms: Platform[] | null;
   variants: { name: string; weight: number; content: string; templateId: string | null }[];
   controlPercent: number;
@@ -116,7 +119,7 @@ function channelParts(b: FanOutBatch): { from: Fragment; columns: Fragment } {
       const platforms = b.platforms ? sql` AND i.platform IN ${list(b.platforms)}` : sql``;
       const endpoint = pg ? raw("i.web_push ->> 'endpoint'") : raw("json_extract(i.web_push, '$.endpoint')");
       return {
-        from: sql`profiles p LEFT JOIN installations i ON i.profile_id = p.id AND i.project_id = p.project_id
+        from: sql`profiles p ${raw(b.reachableOnly ? 'JOIN' : 'LEFT JOIN')} installations i ON i.profile_id = p.id AND i.project_id = p.project_id
           AND i.push_reachable = ${raw(b.dialect.trueValue)}${platforms}`,
         columns: sql`i.install_id AS install_id, i.platform AS platform, i.web_push AS web_push,
           COALESCE(CASE WHEN i.platform = 'web' THEN ${endpoint} ELSE i.push_token END, p.custom_id) AS recipient,
@@ -179,10 +182,14 @@ export function fanOutInsert(b: FanOutBatch): Fragment {
   )} END`;
   const reasonOf = sql`CASE v.code ${join(Object.entries(FANOUT_REASONS).map(([c, r]) => sql`WHEN ${text(c)} THEN ${text(r.reason)}`), ' ')} ELSE CAST(NULL AS TEXT) END`;
   const order = raw(b.channel === 'push' ? 'p.id, i.install_id' : 'p.id');
+  // SQLite: a unary + keeps the planner on the rowid range (its sampled statistics may otherwise
+  // steer a batch onto the (project_id, custom_id) index and walk the whole project).
+  const project = raw(pg ? 'p.project_id' : '+p.project_id');
+  const range = b.afterId === null || b.upToId === null ? sql`` : sql` AND p.id > ${int(b.afterId)} AND p.id <= ${int(b.upToId)}`;
   const inner = sql`SELECT p.id AS pid, p.project_id AS project_id, p.custom_id AS custom_id, p.timezone AS timezone, ${ch.columns},
       ${variantCase(b)} AS variant, ${verdict} AS verdict, ROW_NUMBER() OVER (ORDER BY ${order}) AS rn
     FROM ${ch.from}
-    WHERE p.project_id = ${text(b.projectId)} AND p.id > ${int(b.afterId)} AND p.id <= ${int(b.upToId)} AND ${b.where}`;
+    WHERE ${project} = ${text(b.projectId)}${range} AND ${b.where}`;
   const middle = sql`SELECT r.*, ${text(b.keyPrefix ?? b.runId)} || '|' || ${text(b.channel)} || '|' || r.rkey AS ikey, ${paced} AS due_at, ${code} AS code FROM (${inner}) r`;
   const expires = b.expiresAfterMs === null ? int(null) : sql`v.due_at + ${int(b.expiresAfterMs)}`;
   return sql`INSERT INTO messages (${raw(COLUMNS)})

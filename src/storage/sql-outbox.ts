@@ -145,7 +145,7 @@ export class SqlOutbox implements OutboxStore {
       for (const chunk of settleChunks(ordered)) {
         if (this.skipLocked) await tx.query(`SELECT id FROM messages WHERE id IN (${chunk.map(() => '?').join(', ')}) ORDER BY id FOR UPDATE`, chunk.map((u) => u.id));
         // Only the outcomes whose lease still holds come back: whoever holds the others now decides.
-        const rows = await tx.query<Row>(settleSql(chunk.length), chunk.flatMap(settleParams));
+        const rows = await tx.query<Row>(settleSql(chunk.length, this.skipLocked ? '' : SQLITE_PK_HINT), chunk.flatMap(settleParams));
         const settled = new Set(rows.map((r) => String(r.id)));
         const done = chunk.filter((u) => settled.has(u.id));
         applied += done.length;
@@ -312,10 +312,16 @@ function settleValues(n: number): string {
  * One guarded UPDATE for `n` outcomes, returning the ids it settled (UPDATE … FROM and RETURNING
  * need SQLite 3.35). `v.` and `messages.` are spelled out because the two share column names.
  */
-function settleSql(n: number): string {
+/**
+ * SQLite: settle through the primary key. Its planner otherwise may, on statistics taken while few
+ * messages were in flight, scan every `sending` message once per settle statement (20× slower).
+ */
+const SQLITE_PK_HINT = ' INDEXED BY sqlite_autoindex_messages_1';
+
+function settleSql(n: number, hint: string): string {
   return `WITH v (id, owner, claimed, state, reason, error_code, next_attempt_at, provider_kind, provider_message_id, details, at, uncount)
       AS (VALUES ${settleValues(n)})
-    UPDATE messages SET state = v.state, reason = v.reason, error_code = v.error_code,
+    UPDATE messages${hint} SET state = v.state, reason = v.reason, error_code = v.error_code,
       next_attempt_at = COALESCE(v.next_attempt_at, messages.next_attempt_at),
       provider_kind = COALESCE(v.provider_kind, messages.provider_kind),
       provider_message_id = COALESCE(v.provider_message_id, messages.provider_message_id),
