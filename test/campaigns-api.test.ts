@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { assignVariant } from '../src/orchestration/campaign-model.ts';
 import { arrived, iosProfile, sleep, uid } from './support/delivery-client.ts';
 import { skipWithoutPg } from './support/services.ts';
 import { startTestApp, type Backend, type TestApp } from './support/test-app.ts';
@@ -70,8 +71,12 @@ for (const { backend, skip } of backends) {
       assert.equal(report.targeted, 15, 'the 15 "pro" profiles, one device each');
       assert.equal(report.reconciled, true);
       assert.equal(report.counts.sent + report.counts.control, 15);
-      assert.ok(report.counts.control >= 1 && report.counts.control <= 8, `control ${report.counts.control}`);
-      assert.equal(report.variants.A.sent + report.variants.B.sent, report.counts.sent);
+      // Each profile's arm is the reference function's: exact counts per arm.
+      const arms = { A: 0, B: 0, control: 0 } as Record<string, number>;
+      for (let i = 0; i < 30; i += 2) arms[assignVariant(h.projectId, id, `c-${tag}-${i}`, [{ name: 'A', weight: 50 }, { name: 'B', weight: 50 }], 20)]! += 1;
+      assert.equal(report.counts.control, arms.control);
+      assert.equal(report.variants.A.sent, arms.A);
+      assert.equal(report.variants.B.sent, arms.B);
 
       for (let i = 0; i < 30; i += 2) {
         const customId = `c-${tag}-${i}`;
