@@ -99,6 +99,8 @@ export class Dispatcher {
    * a claim of one of them (a lease this dispatcher let lapse) is ignored.
    */
   readonly #mine = new Set<string>();
+  /** The latest claim's attempt number of messages claimed again while this dispatcher still held them. */
+  readonly #reclaimed = new Map<string, number>();
   #renewedAt = 0;
   #deadline: { since: number; signal: AbortSignal } | undefined;
   /** When a claim last found the queue empty (undefined: there may be more). */
@@ -124,7 +126,10 @@ export class Dispatcher {
       batch: this.#o.settleBatch,
       delayMs: this.#o.settleDelayMs,
       onWritten: (ids) => {
-        for (const id of ids) this.#mine.delete(id);
+        for (const id of ids) {
+          this.#mine.delete(id);
+          this.#reclaimed.delete(id);
+        }
       },
     });
   }
@@ -154,7 +159,13 @@ export class Dispatcher {
     this.stats.claimed += claimed.length;
     const prepared = claimed.length > 0 && this.#o.prepare ? await this.#o.prepare(claimed.filter((m) => !this.#mine.has(m.id))) : undefined;
     for (const m of claimed) {
-      if (this.#mine.has(m.id)) continue; // already ours: the copy we hold settles it
+      if (this.#mine.has(m.id)) {
+        // Already ours (its lease lapsed, e.g. while outcomes were slow to write): the copy we hold
+        // settles it, as the new claim — else its outcome would be refused and the message resent.
+        this.#reclaimed.set(m.id, m.attempts);
+        this.#outcomes.retarget(m.id, m.attempts);
+        continue;
+      }
       this.#mine.add(m.id);
       const ready = prepared?.get(m.id);
       if (ready && !ready.ok) {
@@ -195,6 +206,7 @@ export class Dispatcher {
     await this.#outcomes.drain();
     this.#lanes.clear();
     this.#mine.clear();
+    this.#reclaimed.clear();
     await this.#o.store.releaseLeases(this.#o.owner, this.#o.clock.now());
   }
 
@@ -359,7 +371,7 @@ export class Dispatcher {
       ...update,
       id: m.id,
       owner: this.#o.owner,
-      claimedAttempt: m.attempts,
+      claimedAttempt: Math.max(m.attempts, this.#reclaimed.get(m.id) ?? 0),
       target: { projectId: m.projectId, channel: m.channel, customId: m.customId, installId: m.installId, recipient: m.recipient },
     });
   }

@@ -69,3 +69,29 @@ describe('OutcomeWriter', () => {
     assert.equal(new Set(store.transactions.flat()).size, store.transactions.flat().length, 'each written once');
   });
 });
+
+describe('OutcomeWriter.retarget', () => {
+  it('a waiting outcome follows a new claim of its message, so it is written instead of refused as a lost lease (I4)', async () => {
+    // A store that, like the outbox, applies an outcome only for the message's latest claim.
+    const attempts = new Map([['m1', 1], ['m2', 1]]);
+    const settled: string[] = [];
+    const store = {
+      async settleMessages(updates: readonly MessageUpdate[]) {
+        await sleep(1);
+        const ok = updates.filter((u) => attempts.get(u.id) === u.claimedAttempt);
+        settled.push(...ok.map((u) => u.id));
+        return { applied: ok.length, lostLeases: updates.length - ok.length };
+      },
+    };
+    const w = new OutcomeWriter({ store, logger: silentLogger, batch: 10, delayMs: 30, onWritten: () => undefined });
+    w.add(update('m1'));
+    w.add(update('m2'));
+    // Both leases lapse while the outcomes wait; the same dispatcher claims both again (attempt 2),
+    // but only m1's new claim reaches the writer before the batch is written.
+    attempts.set('m1', 2);
+    attempts.set('m2', 2);
+    w.retarget('m1', 2);
+    await w.drain();
+    assert.deepEqual(settled, ['m1'], 'm1 is settled under its new claim; m2 (not retargeted) is refused, as before');
+  });
+});

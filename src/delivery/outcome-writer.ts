@@ -37,6 +37,15 @@ export class OutcomeWriter {
     return this.#pending.length + this.#inFlight;
   }
 
+  /**
+   * The message was claimed again (its lease lapsed while its outcome waited here, and this
+   * dispatcher took it back): the waiting outcome now belongs to the new claim, so it is written
+   * instead of being refused as a lost lease and the message sent again (I4).
+   */
+  retarget(id: string, claimedAttempt: number): void {
+    for (const u of this.#pending) if (u.id === id && u.claimedAttempt < claimedAttempt) u.claimedAttempt = claimedAttempt;
+  }
+
   add(update: MessageUpdate): void {
     this.#pending.push(update);
     if (this.#writing || this.#failures > 0) return; // the running write, or the retry, picks it up
