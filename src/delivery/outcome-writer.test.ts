@@ -95,3 +95,30 @@ describe('OutcomeWriter.retarget', () => {
     assert.deepEqual(settled, ['m1'], 'm1 is settled under its new claim; m2 (not retargeted) is refused, as before');
   });
 });
+
+describe('OutcomeWriter.retarget during a write', () => {
+  it('an outcome refused under its old claim while being written is written again under the new one', async () => {
+    const attempts = new Map([['m1', 1]]);
+    const settled: string[] = [];
+    const written: string[] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const store = {
+      async settleMessages(updates: readonly MessageUpdate[]) {
+        await gate;
+        const ok = updates.filter((u) => attempts.get(u.id) === u.claimedAttempt);
+        settled.push(...ok.map((u) => `${u.id}@${u.claimedAttempt}`));
+        return { applied: ok.length, lostLeases: updates.length - ok.length };
+      },
+    };
+    const w = new OutcomeWriter({ store, logger: silentLogger, batch: 1, delayMs: 1, onWritten: (ids) => written.push(...ids) });
+    w.add(update('m1')); // a full batch: written at once, and held at the gate
+    await sleep(5);
+    attempts.set('m1', 2); // the lease lapsed and the message was claimed again meanwhile
+    w.retarget('m1', 2);
+    release();
+    await w.drain();
+    assert.deepEqual(settled, ['m1@2'], 'refused under claim 1, then written under claim 2');
+    assert.deepEqual(written, ['m1'], 'reported written once, when it was');
+  });
+});

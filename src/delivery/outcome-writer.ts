@@ -22,6 +22,8 @@ export interface OutcomeWriterOptions {
 export class OutcomeWriter {
   readonly #o: OutcomeWriterOptions;
   readonly #pending: MessageUpdate[] = [];
+  /** Messages claimed again while their outcome was waiting or being written: the latest claim's attempt. */
+  readonly #retargeted = new Map<string, number>();
   #inFlight = 0;
   /** The transaction writing outcomes now; what arrives meanwhile waits for the next. */
   #writing: Promise<void> | undefined;
@@ -44,6 +46,8 @@ export class OutcomeWriter {
    */
   retarget(id: string, claimedAttempt: number): void {
     for (const u of this.#pending) if (u.id === id && u.claimedAttempt < claimedAttempt) u.claimedAttempt = claimedAttempt;
+    // An outcome in the batch being written now may be refused under its old claim: it is written again.
+    this.#retargeted.set(id, Math.max(claimedAttempt, this.#retargeted.get(id) ?? 0));
   }
 
   add(update: MessageUpdate): void {
@@ -63,8 +67,14 @@ export class OutcomeWriter {
     this.#inFlight = batch.length;
     const writing = this.#o.store.settleMessages(batch).then(
       ({ lostLeases }) => {
-        this.#o.onWritten(batch.map((u) => u.id));
-        if (lostLeases > 0) this.#o.logger.warn({ lostLeases }, 'outcomes for messages whose lease was lost were not recorded');
+        // Outcomes retargeted while this batch was written may have been refused under their old
+        // claim: write them again under the new one (one already applied is refused then, harmlessly).
+        const again = batch.filter((u) => (this.#retargeted.get(u.id) ?? 0) > u.claimedAttempt);
+        const retry = new Set(again.map((u) => u.id));
+        for (const u of batch) if (!retry.has(u.id)) this.#retargeted.delete(u.id);
+        this.#o.onWritten(batch.filter((u) => !retry.has(u.id)).map((u) => u.id));
+        for (const u of again) this.#pending.push({ ...u, claimedAttempt: this.#retargeted.get(u.id)! });
+        if (lostLeases > again.length) this.#o.logger.warn({ lostLeases }, 'outcomes for messages whose lease was lost were not recorded');
       },
       (error: unknown) => {
         this.#inFlight = 0;
